@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+// stratumd, ntpclient and ntplab: an NTPv4 server, a feedforward-clock client and a lab.
+// No package dependencies: Glibc and the toolchain only (see ../shared/DESIGN.md).
+import PackageDescription
+
+let package = Package(
+    name: "stratum",
+    products: [
+        .executable(name: "stratumd", targets: ["stratumd"]),
+        .executable(name: "ntpclient", targets: ["ntpclient"]),
+        .executable(name: "ntplab", targets: ["ntplab"]),
+        .executable(name: "ntpbench", targets: ["ntpbench"]),
+        .library(name: "NTPPacket", targets: ["NTPPacket"]),
+        .library(name: "FeedforwardClock", targets: ["FeedforwardClock"]),
+    ],
+    targets: [
+        // Pure codec: no I/O, no Foundation.
+        .target(name: "NTPPacket"),
+        // C shim: _GNU_SOURCE declarations (mmsghdr, recvmmsg) and CMSG macros.
+        .target(name: "CKernelStamps"),
+        // The only place that talks to the kernel.
+        .target(name: "KernelStamps", dependencies: ["CKernelStamps"]),
+        // Pure estimator and stateless reader.
+        .target(name: "FeedforwardClock"),
+        .target(name: "NTPServer", dependencies: ["NTPPacket", "KernelStamps"]),
+        .target(name: "NTPClient", dependencies: ["NTPPacket", "KernelStamps", "FeedforwardClock"]),
+        .target(name: "NTPLab", dependencies: ["NTPPacket", "KernelStamps", "FeedforwardClock", "NTPServer", "NTPClient", "ToolSupport"]),
+        // One option parser and one output vocabulary for the three tools.
+        .target(name: "ToolSupport", dependencies: ["NTPPacket"]),
+        // Counts malloc calls for the allocation benchmarks (interposes malloc; ntpbench only).
+        .target(name: "CMallocCounter"),
+
+        .executableTarget(name: "stratumd", dependencies: ["NTPServer", "ToolSupport"]),
+        .executableTarget(name: "ntpclient", dependencies: ["NTPClient", "ToolSupport"]),
+        .executableTarget(name: "ntplab", dependencies: ["NTPLab", "ToolSupport"]),
+        .executableTarget(name: "ntpbench", dependencies: ["NTPPacket", "NTPServer", "NTPClient", "FeedforwardClock", "CMallocCounter", "ToolSupport"]),
+
+        .testTarget(name: "PacketTests", dependencies: ["NTPPacket"]),
+        .testTarget(name: "KernelStampsTests", dependencies: ["KernelStamps"]),
+        .testTarget(name: "FeedforwardClockTests", dependencies: ["FeedforwardClock"]),
+        .testTarget(name: "ServerTests", dependencies: ["NTPServer", "NTPPacket"]),
+        .testTarget(name: "ClientTests", dependencies: ["NTPClient", "NTPPacket", "FeedforwardClock"]),
+        .testTarget(name: "LabTests", dependencies: ["NTPLab"]),
+        .testTarget(name: "LoopbackTests", dependencies: ["NTPServer", "NTPClient", "NTPLab", "KernelStamps", "NTPPacket"]),
+    ]
+)
