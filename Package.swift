@@ -36,6 +36,7 @@ let package = Package(
         .executableTarget(name: "ntpbench", dependencies: ["NTPPacket", "NTPServer", "NTPClient", "FeedforwardClock", "CMallocCounter", "ToolSupport"]),
 
         .testTarget(name: "PacketTests", dependencies: ["NTPPacket"]),
+        .testTarget(name: "ToolSupportTests", dependencies: ["ToolSupport"]),
         .testTarget(name: "KernelStampsTests", dependencies: ["KernelStamps"]),
         .testTarget(name: "FeedforwardClockTests", dependencies: ["FeedforwardClock"]),
         .testTarget(name: "ServerTests", dependencies: ["NTPServer", "NTPPacket"]),
