@@ -3,9 +3,9 @@
 // constants; adjtimex, signalfd, eventfd). Everything here is tiny and is checked
 // against the real system headers by static assertions in shim.c.
 #pragma once
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
-#endif
+// No _GNU_SOURCE here: defining it in a header that Swift imports next to Glibc makes
+// clang see two different fd_set definitions. The shim declares its own mmsghdr (same layout,
+// asserted in shim.c, which is compiled with _GNU_SOURCE) instead.
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>

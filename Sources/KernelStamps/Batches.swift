@@ -1,0 +1,210 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CKernelStamps
+
+/// Buffers for one recvmmsg(2) call, allocated once (packet buffers, address storage,
+/// iovecs, mmsghdrs, control buffers, parsed stamps) and reused for every call: the receive
+/// path allocates nothing. Owned by one worker thread.
+public final class ReceiveBatch: @unchecked Sendable {
+    public let capacity: Int
+    public let bufferSize: Int
+    /// Datagrams held from the last `receive(on:)`.
+    public private(set) var count: Int = 0
+
+    private let buffers: UnsafeMutableRawPointer
+    private let addresses: UnsafeMutablePointer<sockaddr_storage>
+    private let iovecs: UnsafeMutablePointer<iovec>
+    private let headers: UnsafeMutablePointer<ck_mmsghdr>
+    private let controls: UnsafeMutableRawPointer
+    private let stamps: UnsafeMutablePointer<Int64>
+
+    public init(capacity: Int = 64, bufferSize: Int = 2048) {
+        precondition(capacity > 0 && capacity <= 1024 && bufferSize > 0, "ReceiveBatch: capacity 1...1024, bufferSize > 0")
+        self.capacity = capacity
+        self.bufferSize = bufferSize
+        buffers = .allocate(byteCount: capacity * bufferSize, alignment: 16)
+        addresses = .allocate(capacity: capacity)
+        addresses.initialize(repeating: sockaddr_storage(), count: capacity)
+        iovecs = .allocate(capacity: capacity)
+        headers = .allocate(capacity: capacity)
+        controls = .allocate(byteCount: capacity * controlBytesPerMessage, alignment: 16)
+        stamps = .allocate(capacity: capacity)
+        stamps.initialize(repeating: 0, count: capacity)
+        for i in 0..<capacity {
+            iovecs[i] = iovec(iov_base: buffers + i * bufferSize, iov_len: bufferSize)
+            var header = ck_mmsghdr()
+            header.msg_hdr.msg_iov = iovecs + i
+            header.msg_hdr.msg_iovlen = 1
+            header.msg_hdr.msg_name = UnsafeMutableRawPointer(addresses + i)
+            header.msg_hdr.msg_control = controls + i * controlBytesPerMessage
+            headers[i] = header
+        }
+    }
+
+    deinit {
+        buffers.deallocate()
+        addresses.deallocate()
+        iovecs.deallocate()
+        headers.deallocate()
+        controls.deallocate()
+        stamps.deallocate()
+    }
+
+    /// One recvmmsg call with MSG_WAITFORONE: on a blocking socket it waits for the first
+    /// datagram (or SO_RCVTIMEO) and then takes whatever else is queued; on a non-blocking
+    /// socket it returns at once. Returns the count (0 if nothing was queued or a signal
+    /// interrupted). Invalidates the previous batch's bytes.
+    @discardableResult
+    public func receive(on socket: UDPSocket) throws(KernelError) -> Int {
+        for i in 0..<capacity {
+            headers[i].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            headers[i].msg_hdr.msg_controllen = controlBytesPerMessage
+            headers[i].msg_hdr.msg_flags = 0
+            headers[i].msg_len = 0
+        }
+        let result = ck_recvmmsg(socket.fileDescriptor, headers, UInt32(capacity), Int32(MSG_WAITFORONE))
+        if result < 0 {
+            count = 0
+            let code = errno
+            if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return 0 }
+            throw KernelError.fromErrno("recvmmsg", code)
+        }
+        count = Int(result)
+        for i in 0..<count {
+            stamps[i] = withUnsafeMutablePointer(to: &headers[i].msg_hdr) { receiveTimestamp(in: $0) } ?? 0
+        }
+        return count
+    }
+
+    /// The bytes of datagram `index` (valid until the next `receive`).
+    @inline(__always)
+    public func bytes(at index: Int) -> UnsafeRawBufferPointer {
+        precondition(index < count)
+        return UnsafeRawBufferPointer(start: buffers + index * bufferSize, count: Int(headers[index].msg_len))
+    }
+
+    /// Source of datagram `index`; nil only for a non-IP family (cannot happen on UDP/IP).
+    @inline(__always)
+    public func sourceAddress(at index: Int) -> SocketAddress? {
+        precondition(index < count)
+        return SocketAddress(sockaddr: addresses + index, length: Int(headers[index].msg_hdr.msg_namelen))
+    }
+
+    /// Kernel software RX stamp of datagram `index`, CLOCK_REALTIME ns; 0 if none.
+    @inline(__always)
+    public func receiveRealtimeNanoseconds(at index: Int) -> Int64 {
+        precondition(index < count)
+        return stamps[index]
+    }
+
+    /// The datagram was longer than `bufferSize` and was cut.
+    @inline(__always)
+    public func isTruncated(at index: Int) -> Bool {
+        precondition(index < count)
+        return headers[index].msg_hdr.msg_flags & Int32(MSG_TRUNC) != 0
+    }
+}
+
+/// Buffers for one sendmmsg(2) call, allocated once. Fill slots with `nextBuffer()` and
+/// `commit(length:to:)`, then `send(on:)` sends them all and empties the batch.
+public final class SendBatch: @unchecked Sendable {
+    public struct Result: Sendable, Equatable {
+        /// Datagrams the kernel accepted (slots 0..<sent); the rest were dropped (EAGAIN).
+        public let sent: Int
+        /// OPT_ID key of slot 0; slot i carries `firstTransmitID &+ i` (valid when the
+        /// socket has TX stamps enabled).
+        public let firstTransmitID: UInt32
+    }
+
+    public let capacity: Int
+    public let bufferSize: Int
+    public private(set) var count: Int = 0
+
+    private let buffers: UnsafeMutableRawPointer
+    private let addresses: UnsafeMutablePointer<sockaddr_storage>
+    private let iovecs: UnsafeMutablePointer<iovec>
+    private let headers: UnsafeMutablePointer<ck_mmsghdr>
+
+    public init(capacity: Int = 64, bufferSize: Int = 2048) {
+        precondition(capacity > 0 && capacity <= 1024 && bufferSize > 0, "SendBatch: capacity 1...1024, bufferSize > 0")
+        self.capacity = capacity
+        self.bufferSize = bufferSize
+        buffers = .allocate(byteCount: capacity * bufferSize, alignment: 16)
+        addresses = .allocate(capacity: capacity)
+        addresses.initialize(repeating: sockaddr_storage(), count: capacity)
+        iovecs = .allocate(capacity: capacity)
+        headers = .allocate(capacity: capacity)
+        for i in 0..<capacity {
+            iovecs[i] = iovec(iov_base: buffers + i * bufferSize, iov_len: 0)
+            var header = ck_mmsghdr()
+            header.msg_hdr.msg_iov = iovecs + i
+            header.msg_hdr.msg_iovlen = 1
+            header.msg_hdr.msg_name = UnsafeMutableRawPointer(addresses + i)
+            headers[i] = header
+        }
+    }
+
+    deinit {
+        buffers.deallocate()
+        addresses.deallocate()
+        iovecs.deallocate()
+        headers.deallocate()
+    }
+
+    public var isFull: Bool { count == capacity }
+
+    /// The buffer of the next free slot, to write a datagram into; nil when the batch is full.
+    @inline(__always)
+    public func nextBuffer() -> UnsafeMutableRawBufferPointer? {
+        guard count < capacity else { return nil }
+        return UnsafeMutableRawBufferPointer(start: buffers + count * bufferSize, count: bufferSize)
+    }
+
+    /// Marks the next slot filled with `length` bytes for `destination`.
+    @inline(__always)
+    public func commit(length: Int, to destination: SocketAddress) {
+        precondition(count < capacity && length >= 0 && length <= bufferSize, "SendBatch.commit: full or bad length")
+        iovecs[count].iov_len = length
+        headers[count].msg_hdr.msg_namelen = destination.write(to: addresses + count)
+        count += 1
+    }
+
+    /// Copies `bytes` into the next slot; false if full or too long.
+    @discardableResult
+    public func append(_ bytes: UnsafeRawBufferPointer, to destination: SocketAddress) -> Bool {
+        guard let buffer = nextBuffer(), bytes.count <= buffer.count else { return false }
+        if let base = bytes.baseAddress { buffer.baseAddress!.copyMemory(from: base, byteCount: bytes.count) }
+        commit(length: bytes.count, to: destination)
+        return true
+    }
+
+    public func removeAll() { count = 0 }
+
+    /// Sends every filled slot with as few sendmmsg calls as the kernel allows (normally one)
+    /// and empties the batch. A full socket buffer (EAGAIN) drops the rest, as UDP would.
+    @discardableResult
+    public func send(on socket: UDPSocket) throws(KernelError) -> Result {
+        let firstID = socket.nextTransmitID
+        var sent = 0
+        defer {
+            count = 0
+            if socket.transmitTimestampsEnabled { socket.nextTransmitID = firstID &+ UInt32(truncatingIfNeeded: sent) }
+        }
+        while sent < count {
+            let result = ck_sendmmsg(socket.fileDescriptor, headers + sent, UInt32(count - sent), Int32(MSG_NOSIGNAL))
+            if result < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                if code == EAGAIN || code == EWOULDBLOCK { break }
+                if sent == 0 { throw KernelError.fromErrno("sendmmsg", code) }
+                // One bad destination: skip it and carry on with the rest.
+                sent += 1
+                continue
+            }
+            if result == 0 { break }
+            sent += Int(result)
+        }
+        return Result(sent: sent, firstTransmitID: firstID)
+    }
+}
