@@ -1,0 +1,96 @@
+import Glibc
+
+/// Fixed-point decimal text without Foundation: `fixedDecimal(1.25, 1)` is "1.3"
+/// (half away from zero). Non-finite values print as "nan", "inf", "-inf".
+public func fixedDecimal(_ value: Double, _ decimals: Int) -> String {
+    guard value.isFinite else { return value.isNaN ? "nan" : (value < 0 ? "-inf" : "inf") }
+    let places = max(0, min(decimals, 9))
+    var scale: Int64 = 1
+    for _ in 0..<places { scale *= 10 }
+    let scaled = (abs(value) * Double(scale)).rounded()
+    guard scaled < 9.0e18 else { return String(value) }
+    let units = Int64(scaled)
+    let sign = value < 0 && units != 0 ? "-" : ""
+    let whole = String(units / scale)
+    guard places > 0 else { return sign + whole }
+    var fraction = String(units % scale)
+    while fraction.count < places { fraction = "0" + fraction }
+    return sign + whole + "." + fraction
+}
+
+/// A small JSON value and encoder (RFC 8259); object keys keep their order.
+public enum JSONValue: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case integer(Int64)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([JSONMember])
+
+    /// Compact JSON text. Non-finite numbers become null (JSON has no NaN).
+    public func rendered() -> String {
+        var out = ""
+        write(to: &out)
+        return out
+    }
+
+    private func write(to out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let value): out += value ? "true" : "false"
+        case .integer(let value): out += String(value)
+        case .number(let value):
+            if !value.isFinite { out += "null" }
+            else if value == value.rounded(), abs(value) < 1e15 { out += String(Int64(value)) }
+            else { out += String(value) }  // Swift's shortest round-trip form is valid JSON
+        case .string(let value): JSONValue.writeString(value, to: &out)
+        case .array(let values):
+            out += "["
+            for (i, value) in values.enumerated() {
+                if i > 0 { out += "," }
+                value.write(to: &out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (i, member) in members.enumerated() {
+                if i > 0 { out += "," }
+                JSONValue.writeString(member.key, to: &out)
+                out += ":"
+                member.value.write(to: &out)
+            }
+            out += "}"
+        }
+    }
+
+    private static func writeString(_ value: String, to out: inout String) {
+        out += "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        out += "\""
+    }
+}
+
+public struct JSONMember: Sendable, Equatable {
+    public var key: String
+    public var value: JSONValue
+    public init(_ key: String, _ value: JSONValue) {
+        self.key = key
+        self.value = value
+    }
+}

@@ -1,0 +1,129 @@
+/// One NTP exchange as the client would see it, with the truth the lab keeps beside it.
+///
+/// Stamps follow feedforward-spec.md §2: `ta` and `tf` are the client's raw counter (ns)
+/// when the request left and the response arrived; `tb` and `te` are the server's receive
+/// and transmit times in Unix nanoseconds, as the server reports them (its own offset
+/// included). A lost exchange has `lost == true`; stamps it never got are zero.
+public struct SimulatedExchange: Sendable, Equatable {
+    /// Position among the yielded exchanges (0-based).
+    public var index: Int
+    public var ta: Int64
+    public var tb: Int64
+    public var te: Int64
+    public var tf: Int64
+    public var header: ServerHeader
+    public var lost: Bool
+
+    // Truth.
+    /// True time the request left, ns since scenario start.
+    public var trueNanosecondsAtTa: Int64
+    /// True time the response arrived, ns since scenario start (0 if lost).
+    public var trueNanosecondsAtTf: Int64
+    /// True Unix time when the response arrived: what a perfect Ca(Tf) reads (0 if lost).
+    public var trueUnixNanosecondsAtTf: Int64
+    /// What the server's clock read at that instant: the reference for a client that can
+    /// only follow its server (server-step). Equal to truth when the server is right.
+    public var serverUnixNanosecondsAtTf: Int64
+    /// The server's clock minus truth when it stamped `tb`.
+    public var serverOffsetNanoseconds: Int64
+    public var forwardDelayNanoseconds: Int64
+    public var backwardDelayNanoseconds: Int64
+}
+
+/// Everything a simulation run needs.
+public struct SimulationConfiguration: Sendable, Equatable {
+    public var seed: UInt64 = 1
+    public var durationNanoseconds: Int64 = Span.day
+    public var pollNanoseconds: Int64 = 16 * Span.second
+    /// Start-up burst: this many exchanges `startupBurstSpacingNanoseconds` apart, then poll.
+    public var startupBurstCount: Int = 8
+    public var startupBurstSpacingNanoseconds: Int64 = 2 * Span.second
+    /// Unix time of true time zero (2024-01-01T00:00:00Z by default).
+    public var startUnixNanoseconds: Int64 = 1_704_067_200 * Span.second
+    public var oscillator = OscillatorParameters()
+    public var network = NetworkParameters(forward: PathParameters(minimumDelayNanoseconds: 50 * Span.microsecond),
+                                           backward: PathParameters(minimumDelayNanoseconds: 50 * Span.microsecond))
+    public var server = ServerParameters()
+    public init() {}
+
+    /// True send time of the k-th scheduled exchange (before blackouts are skipped).
+    /// Polls are scheduled on true time: the lab's schedule, not the client's timer.
+    public func scheduledNanoseconds(_ k: Int) -> Int64 {
+        let burst = Int64(max(0, startupBurstCount))
+        let k64 = Int64(k)
+        if k64 < burst { return k64 * startupBurstSpacingNanoseconds }
+        return (burst - 1) * startupBurstSpacingNanoseconds + (k64 - burst + 1) * pollNanoseconds
+    }
+}
+
+/// Yields exchanges one by one over the configured duration without storing them.
+/// Deterministic: the same configuration (seed included) gives identical exchanges.
+///
+/// No exchange starts during a migration blackout (the guest is paused); an exchange
+/// whose flight overlaps the blackout is lost. An exchange in an outage is lost.
+public struct Simulator: Sequence, IteratorProtocol, Sendable {
+    public let configuration: SimulationConfiguration
+    public private(set) var oscillator: OscillatorModel
+    public private(set) var network: NetworkModel
+    public private(set) var server: ServerModel
+    private var scheduleIndex = 0
+    private var yielded = 0
+
+    public init(configuration: SimulationConfiguration) {
+        self.configuration = configuration
+        oscillator = OscillatorModel(parameters: configuration.oscillator, seed: configuration.seed)
+        network = NetworkModel(parameters: configuration.network, seed: configuration.seed)
+        server = ServerModel(parameters: configuration.server, seed: configuration.seed)
+    }
+
+    public mutating func next() -> SimulatedExchange? {
+        while true {
+            let sent = configuration.scheduledNanoseconds(scheduleIndex)
+            guard sent < configuration.durationNanoseconds else { return nil }
+            scheduleIndex += 1
+            if oscillator.isInBlackout(sent) { continue }
+            defer { yielded += 1 }
+            return exchange(sentAtNanoseconds: sent)
+        }
+    }
+
+    private mutating func exchange(sentAtNanoseconds sent: Int64) -> SimulatedExchange {
+        let ta = oscillator.counter(atTrueNanoseconds: sent)
+        var result = SimulatedExchange(index: yielded, ta: ta, tb: 0, te: 0, tf: 0,
+                                       header: server.header(atTrueNanoseconds: sent), lost: true,
+                                       trueNanosecondsAtTa: sent, trueNanosecondsAtTf: 0,
+                                       trueUnixNanosecondsAtTf: 0, serverUnixNanosecondsAtTf: 0,
+                                       serverOffsetNanoseconds: 0, forwardDelayNanoseconds: 0,
+                                       backwardDelayNanoseconds: 0)
+        // Draw every random quantity whether or not the packet survives, so one loss does
+        // not shift the rest of the run.
+        let forward = network.forwardDelay(sentAtNanoseconds: sent)
+        let processing = server.processingNanoseconds()
+        let received = sent + (forward ?? 0)
+        let transmitted = received + processing
+        let backward = network.backwardDelay(sentAtNanoseconds: transmitted)
+        guard let forward else { return result }
+
+        let start = configuration.startUnixNanoseconds
+        let serverOffset = server.offsetNanoseconds(atTrueNanoseconds: received)
+        result.header = server.header(atTrueNanoseconds: received)
+        result.tb = start + received + serverOffset
+        result.te = start + transmitted + serverOffset
+        result.serverOffsetNanoseconds = serverOffset
+        result.forwardDelayNanoseconds = forward
+        guard let backward else { return result }
+
+        let arrived = transmitted + backward
+        if let migration = configuration.oscillator.migration,
+           sent < migration.resumeNanoseconds, arrived >= migration.atNanoseconds {
+            return result  // the guest was paused while the packet was in flight
+        }
+        result.backwardDelayNanoseconds = backward
+        result.tf = oscillator.counter(atTrueNanoseconds: arrived)
+        result.trueNanosecondsAtTf = arrived
+        result.trueUnixNanosecondsAtTf = start + arrived
+        result.serverUnixNanosecondsAtTf = start + arrived + server.offsetNanoseconds(atTrueNanoseconds: arrived)
+        result.lost = false
+        return result
+    }
+}
