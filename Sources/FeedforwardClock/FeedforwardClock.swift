@@ -1,0 +1,720 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Tunables of the filter (feedforward-spec §5, §6, §8). Defaults are RADclock's constants
+/// except where noted.
+public struct FeedforwardConfiguration: Sendable, Equatable {
+    /// Poll period P in seconds: sizes every window (§3).
+    public var pollPeriodSeconds: Double
+    /// TS_LIMIT, the timestamping-noise unit every threshold scales from (§6).
+    ///
+    /// Default 5 µs rather than RADclock's 15 µs: with kernel RX/TX timestamps on loopback
+    /// or a LAN the spread of RTT around its minimum is a few µs (DESIGN.md: software
+    /// timestamps on both ends here), so 15 µs would make Eoffset = 150 µs and let
+    /// stamps 100 µs off the minimum carry full weight. 5 µs keeps Eoffset (50 µs) and the
+    /// level-shift threshold (50 µs near) above that noise while still discounting queueing.
+    /// Raise it for paths with user-space timestamps or WAN servers.
+    public var timestampingLimitNanoseconds: Double
+    /// Consecutive stamps that must agree, against the estimate, before a clock event is
+    /// declared (§8.1, "a handful").
+    public var eventStampCount: Int
+    /// Largest relative error of the nominal period the filter must absorb (§8.3: ±50%;
+    /// the default 0.6 leaves a margin so a counter exactly 50% off is not at the edge).
+    /// Also the rate bound used before a stamp pair exists, so the early bound is honest.
+    public var maximumRateError: Double
+    /// Allowance for the oscillator's rate wandering away from p̂ between its defining stamps,
+    /// added to the hard rate bound that ages `maxError` (§8.2). Equal to §6's 0.5 PPM.
+    public var rateWanderBound: Double
+    /// Smallest believable RTT in counter ticks (§2).
+    public var counterResolutionTicks: Int64
+    /// Stamps an epoch needs before the clock is called synchronised (§8.4: the first four
+    /// of the start-up burst give a period over 6 s and an offset from four stamps).
+    public var stampsBeforeSynchronised: Int
+
+    public init(pollPeriodSeconds: Double = 16,
+                timestampingLimitNanoseconds: Double = 5_000,
+                eventStampCount: Int = 3,
+                maximumRateError: Double = 0.6,
+                rateWanderBound: Double = 0.5e-6,
+                counterResolutionTicks: Int64 = 1,
+                stampsBeforeSynchronised: Int = 4) {
+        self.pollPeriodSeconds = pollPeriodSeconds
+        self.timestampingLimitNanoseconds = timestampingLimitNanoseconds
+        self.eventStampCount = eventStampCount
+        self.maximumRateError = maximumRateError
+        self.rateWanderBound = rateWanderBound
+        self.counterResolutionTicks = counterResolutionTicks
+        self.stampsBeforeSynchronised = stampsBeforeSynchronised
+    }
+}
+
+/// Window sizes in stamps (feedforward-spec §3).
+public struct FeedforwardWindows: Sendable, Equatable {
+    /// 7 days of stamps: forgetting and reference renewal work in halves of it (§4, §5).
+    public let history: Int
+    public let shift: Int
+    public let offset: Int
+    public let localPeriod: Int
+    /// Width of each local-period window: local-period/5 (§5).
+    public let localPeriodNear: Int
+    public let warmUp: Int
+
+    public init(pollPeriodSeconds p: Double) {
+        let poll = max(p, 1e-3)
+        history = max(Int((604_800 / poll).rounded()), 2)
+        shift = max(Int((1500 / poll).rounded(.up)), 100)
+        offset = max(Int(1024 / poll), 2)
+        localPeriod = max(Int((5 * Double(offset)).rounded(.up)), 4)
+        localPeriodNear = max(localPeriod / 5, 1)
+        warmUp = max(100, offset, shift, Int((1.5 * Double(localPeriod)).rounded(.up)))
+    }
+}
+
+/// The feedforward clock estimator (feedforward-spec §1–§8): stamps in, `ClockParameters` out.
+///
+/// Pure and deterministic: no clock reads, no I/O. All buffers are allocated in `init`;
+/// `process` allocates nothing as long as this value is not copied while in use.
+///
+/// Choices the spec leaves open, by section:
+/// - §1 The counter origin and K are rebased to each stamp's Tf, so p̂ changes are
+///   continuous at T_prev for free; K is whole ns plus a Double fraction.
+///   Naive offsets are recomputed from the raw stamps with the current p̂ and K, so a rate
+///   seeded late (±50%) does not leave stale offsets behind.
+/// - §2 Duplicate: the server's (Tb, Te) equal the previous stamp's. A server reporting
+///   leap 3 or stratum 0/16+ is rejected outright.
+/// - §4 Forgetting in generations of history/2 stamps: RTThat is the minimum over the
+///   current and the previous generation, so it reflects the last 3.5–7 days.
+/// - §5 Warm-up pair estimates replace p̂ only if their hard bound is no worse, or if they
+///   are inconsistent with p̂ beyond both bounds (new evidence after a clock event). Full
+///   phase reference: the far-window best at warm-up end, then renewed at each generation
+///   boundary with the previous generation's lowest-point-error stamp once older than one
+///   generation. The local-period sanity gate compares with the previous p̂_local.
+/// - §6 θ̂'s sanity gap is the time since θ̂ last moved. Stamps with quality warnings or
+///   under suspicion (§8) get no weight.
+/// - §8.1 A stamp is *suspect* when its hard offset interval (θ_j ± RTT/2) is disjoint from
+///   θ̂ ± the hard bound: impossible unless the clock, the counter or the server moved.
+///   When `eventStampCount` consecutive suspects agree, under a new rate fitted to them
+///   (rate event) or under p̂ (step), a new epoch starts from the first suspect: windows,
+///   warm-up and reference restart there; a rate event also resets p̂ and RTThat (RTT in
+///   ticks changed meaning). θ̂'s whole ns are folded into K at each re-seed.
+/// - §8.2 maxError = min over the offset window of |θ̂ − θ_j| + RTT_j/2 + δ·age_j, plus the
+///   last stamp's rootDelay/2 + rootDispersion; δ = hard bound of p̂ + |p̂_local/p̂ − 1| +
+///   `rateWanderBound`. While suspects are pending it also covers each of them.
+/// - §8.4 Synchronised once the epoch holds `stampsBeforeSynchronised` stamps and no
+///   suspect is pending.
+public struct FeedforwardClock: Sendable {
+    public let configuration: FeedforwardConfiguration
+    public let windows: FeedforwardWindows
+    /// Published after every accepted stamp.
+    public private(set) var parameters: ClockParameters = .empty
+
+    // Constants derived from TS_LIMIT (§5, §6).
+    private let periodPointErrorLimit: Double        // Ep = 3·TS
+    private let offsetErrorScale: Double             // Eoffset = 10·TS
+    private let offsetSanityMinimum: Double          // 100·TS
+    private let periodQualityLimit = 0.1e-6          // Ep_qual
+    private let periodSanityLimit = 1.5e-6           // Ep_sanity
+    private let localPeriodQualityLimit = 0.8e-6
+    private let localPeriodSanityLimit = 1.5e-6
+    private let ageingRate = 0.2e-6
+    private let errorGrowthRate = 0.5e-6
+    private let offsetSanityRate = 10e-6
+
+    // Stamp history.
+    private var ring: [StoredStamp]
+    private var stampCount = 0
+    private var epochStart = 0
+    private var hasLast = false
+    private var lastTa: Int64 = 0
+    private var lastTb: Int64 = 0
+    private var lastTe: Int64 = 0
+    private var lastTf: Int64 = 0
+    private var lastStratum: UInt8 = 0
+    private var lastReferenceID: UInt32 = 0
+    private var lastLeap: UInt8 = 0
+
+    // The clock C(T) = K + p̂·(T − origin), K = kNanoseconds + kFraction.
+    private var counterOrigin: Int64 = 0
+    private var kNanoseconds: Int64 = 0
+    private var kFraction: Double = 0
+    /// p̂ in nanoseconds per tick.
+    private var period: Double = 1
+    private var periodError: Double = 0.5
+    private var periodErrorBound: Double = 0.5
+    private var localPeriod: Double = 1
+    private var localPeriodValid = false
+    private var theta: Double = 0
+    private var thetaValid = false
+    private var thetaUpdateCounter: Int64 = 0
+    private var errorAtUpdate: Double = 0
+    /// Hard bound of |Ca − server| at lastTf from consistent stamps, without server terms.
+    private var consistentBound: Double = .infinity
+
+    // Minimum RTT (§4).
+    private var rttHat: Int64 = .max
+    private var rttMinimumCurrentGeneration: Int64 = .max
+    private var rttMinimumPreviousGeneration: Int64 = .max
+    private var shiftMinimum: SlidingMinimum
+    private var shiftThresholdNanoseconds: Double = .infinity
+    private var farServer = false
+
+    // Period (§5).
+    private var inWarmUp = true
+    private var warmFarBest = -1
+    private var warmFarEnd = 0
+    private var warmNearMinimum: SlidingMinimum
+    private var lastPairFar = -1
+    private var lastPairNear = -1
+    private var reference = StoredStamp.none
+    private var generationBestCurrent = StoredStamp.none
+    private var generationBestPrevious = StoredStamp.none
+    private var localNearMinimum: SlidingMinimum
+    private var localFarMinimum: SlidingMinimum
+
+    // Clock events (§8.1).
+    private var pending: [Int]
+    private var pendingCount = 0
+
+    public init(configuration: FeedforwardConfiguration = FeedforwardConfiguration()) {
+        self.configuration = configuration
+        let windows = FeedforwardWindows(pollPeriodSeconds: configuration.pollPeriodSeconds)
+        self.windows = windows
+        let ts = configuration.timestampingLimitNanoseconds
+        periodPointErrorLimit = 3 * ts
+        offsetErrorScale = 10 * ts
+        offsetSanityMinimum = 100 * ts
+        let eventCapacity = max(configuration.eventStampCount, 1) + 1
+        let capacity = max(windows.warmUp, windows.localPeriod + windows.localPeriodNear,
+                           windows.shift, windows.offset) + 2 * eventCapacity + 2
+        ring = [StoredStamp](repeating: .none, count: capacity)
+        shiftMinimum = SlidingMinimum(capacity: windows.shift + 1)
+        warmNearMinimum = SlidingMinimum(capacity: windows.warmUp / 4 + 2)
+        localNearMinimum = SlidingMinimum(capacity: windows.localPeriodNear + 1)
+        localFarMinimum = SlidingMinimum(capacity: windows.localPeriodNear + 1)
+        pending = [Int](repeating: 0, count: eventCapacity)
+        periodError = configuration.maximumRateError
+        periodErrorBound = configuration.maximumRateError
+    }
+
+    // MARK: - Processing one stamp
+
+    /// Feeds one exchange; on acceptance `parameters` is republished.
+    /// `nextExchangeInSeconds` tells when the caller will poll next (the start-up burst
+    /// polls faster than P); by default P.
+    public mutating func process(_ stamp: Stamp, nextExchangeInSeconds: Double? = nil) -> StampVerdict {
+        if let reason = rejection(of: stamp) { return .rejected(reason) }
+        let index = stampCount
+        var status: ClockStatus = []
+        let warned = hasLast && (stamp.stratum != lastStratum || stamp.referenceID != lastReferenceID
+                                 || stamp.leap != lastLeap)
+        if warned { status.insert(.qualityWarning) }
+        if index == 0 {
+            counterOrigin = stamp.ta
+            kNanoseconds = stamp.tb      // C(Ta0) = Tb0 (§1)
+            kFraction = 0
+        } else {
+            let gapNanoseconds = period * Double(stamp.tf - lastTf)
+            if gapNanoseconds > 10 * configuration.pollPeriodSeconds * 1e9 { status.insert(.starving) }
+        }
+        let delayHalf = stamp.rootDelayNanoseconds / 2
+        ring[slot(index)] = StoredStamp(
+            ta: stamp.ta, tb: stamp.tb, te: stamp.te, tf: stamp.tf, rtt: stamp.roundTripTicks,
+            rttHat: 0, serverErrorNanoseconds: delayHalf + stamp.rootDispersionNanoseconds,
+            qualityWarning: warned, suspect: false, index: index)
+        stampCount += 1
+
+        let previousParameters = parameters
+        updateMinimumRTT(index, status: &status)
+        let epochBefore = epochStart
+        detectClockEvent(index, status: &status)
+        let eventDeclared = epochStart != epochBefore
+        updatePeriod(index, status: &status)
+        updateLocalPeriod(index, status: &status)
+        updateOffset(index, status: &status)
+        publish(index, stamp: stamp, previous: previousParameters, eventDeclared: eventDeclared, status: status,
+                nextExchangeInSeconds: nextExchangeInSeconds ?? configuration.pollPeriodSeconds)
+
+        hasLast = true
+        lastTa = stamp.ta
+        lastTb = stamp.tb
+        lastTe = stamp.te
+        lastTf = stamp.tf
+        lastStratum = stamp.stratum
+        lastReferenceID = stamp.referenceID
+        lastLeap = stamp.leap
+        return .accepted
+    }
+
+    /// §2: refuse what cannot be a real exchange before it touches any estimate.
+    private func rejection(of s: Stamp) -> StampRejection? {
+        if s.ta == 0 || s.tb == 0 || s.te == 0 || s.tf == 0 { return .zeroTimestamp }
+        if s.leap == 3 || s.stratum == 0 || s.stratum >= 16 { return .serverUnsynchronised }
+        if s.rootDelayNanoseconds < 0 || s.rootDispersionNanoseconds < 0 { return .negativeRootDelayOrDispersion }
+        if s.tf < s.ta { return .responseBeforeRequest }
+        if s.te < s.tb { return .serverTransmitBeforeReceive }
+        if s.tf - s.ta < configuration.counterResolutionTicks { return .roundTripBelowResolution }
+        if hasLast {
+            if s.tb == lastTb && s.te == lastTe { return .duplicate }
+            if s.ta <= lastTa || s.tf <= lastTf { return .counterNotIncreasing }
+        }
+        return nil
+    }
+
+    // MARK: - §4 Minimum RTT, level shifts, forgetting
+
+    private mutating func updateMinimumRTT(_ i: Int, status: inout ClockStatus) {
+        let position = i - epochStart
+        let generation = max(windows.history / 2, 1)
+        if position > 0 && position % generation == 0 { rotateGeneration(at: i) }
+        let rtt = ring[slot(i)].rtt
+        rttMinimumCurrentGeneration = min(rttMinimumCurrentGeneration, rtt)
+        rttHat = min(rttMinimumPreviousGeneration, rttMinimumCurrentGeneration)
+
+        shiftMinimum.push(index: i, key: rtt)
+        shiftMinimum.dropBefore(i - windows.shift + 1)
+        if !inWarmUp, position >= windows.shift - 1, let windowMinimum = shiftMinimum.minimumKey,
+           period * Double(windowMinimum - rttHat) > shiftThresholdNanoseconds {
+            // Upward shift: the whole shift window lies above the old minimum.
+            rttHat = windowMinimum
+            rttMinimumCurrentGeneration = windowMinimum
+            rttMinimumPreviousGeneration = windowMinimum
+            for j in max(epochStart, i - windows.shift + 1)..<i { ring[slot(j)].rttHat = windowMinimum }
+            status.insert(.rttUpShift)
+        }
+        ring[slot(i)].rttHat = rttHat
+    }
+
+    /// Every history/2 stamps: forget the older generation's minimum, renew the reference.
+    private mutating func rotateGeneration(at i: Int) {
+        rttMinimumPreviousGeneration = rttMinimumCurrentGeneration
+        rttMinimumCurrentGeneration = .max
+        let generation = max(windows.history / 2, 1)
+        if !inWarmUp, reference.index >= 0, reference.index < i - generation,
+           generationBestCurrent.index >= 0 {
+            reference = generationBestCurrent
+        }
+        generationBestPrevious = generationBestCurrent
+        generationBestCurrent = .none
+    }
+
+    // MARK: - §8.1 Clock events
+
+    private mutating func detectClockEvent(_ i: Int, status: inout ClockStatus) {
+        let stamp = ring[slot(i)]
+        guard thetaValid, hasLast, !stamp.qualityWarning, consistentBound.isFinite else { return }
+        let delta = rateBound
+        let predicted = consistentBound + delta * period * Double(stamp.tf - lastTf)
+        let spread = halfWidth(stamp.rtt, delta)
+        if abs(naiveOffset(stamp) - theta) <= predicted + spread {
+            pendingCount = 0
+            return
+        }
+        ring[slot(i)].suspect = true
+        status.insert(.eventSuspected)
+        if pendingCount == pending.count {
+            for k in 1..<pendingCount { pending[k - 1] = pending[k] }
+            pendingCount -= 1
+        }
+        pending[pendingCount] = i
+        pendingCount += 1
+        guard pendingCount >= configuration.eventStampCount, pendingCount >= 2 else { return }
+
+        let first = ring[slot(pending[0])]
+        if let fitted = pairPeriod(first, stamp) {
+            let moved = abs(fitted.period / period - 1) > fitted.bound + delta
+            if moved && pendingAgree(period: fitted.period, slack: fitted.bound + configuration.rateWanderBound) {
+                restartEpoch(from: pending[0], upTo: i, rateChanged: true)
+                status.insert(.rateChange)
+                return
+            }
+        }
+        if pendingAgree(period: period, slack: delta) {
+            restartEpoch(from: pending[0], upTo: i, rateChanged: false)
+            status.insert(.clockStep)
+            return
+        }
+        // The suspects do not agree with each other: forget the oldest and keep watching.
+        for k in 1..<pendingCount { pending[k - 1] = pending[k] }
+        pendingCount -= 1
+    }
+
+    /// Do all pending stamps admit one offset under `period` (ns/tick), each interval
+    /// widened by `slack` of its RTT and of its age relative to the newest?
+    private func pendingAgree(period candidate: Double, slack: Double) -> Bool {
+        let first = ring[slot(pending[0])]
+        let newest = ring[slot(pending[pendingCount - 1])]
+        var low = -Double.infinity
+        var high = Double.infinity
+        for k in 0..<pendingCount {
+            let s = ring[slot(pending[k])]
+            let middle = candidate * (Double(s.ta - first.ta) + Double(s.tf - first.ta)) / 2
+                - (Double(s.tb - first.tb) + Double(s.te - first.tb)) / 2
+            let age = candidate * Double(newest.tf - s.tf)
+            let width = candidate * Double(s.rtt) * (0.5 + slack) + slack * age
+            low = max(low, middle - width)
+            high = min(high, middle + width)
+        }
+        return low <= high
+    }
+
+    /// Start a new epoch at stamp `start` (the first post-event stamp).
+    private mutating func restartEpoch(from start: Int, upTo i: Int, rateChanged: Bool) {
+        epochStart = start
+        pendingCount = 0
+        inWarmUp = true
+        warmFarBest = -1
+        warmFarEnd = start
+        lastPairFar = -1
+        lastPairNear = -1
+        reference = .none
+        generationBestCurrent = .none
+        generationBestPrevious = .none
+        thetaValid = false
+        localPeriodValid = false
+        shiftMinimum.reset()
+        warmNearMinimum.reset()
+        localNearMinimum.reset()
+        localFarMinimum.reset()
+        var epochMinimum = Int64.max
+        for j in start...i {
+            ring[slot(j)].suspect = false
+            epochMinimum = min(epochMinimum, ring[slot(j)].rtt)
+        }
+        if rateChanged {
+            // RTT in ticks changed meaning with the rate: restart the minimum from the epoch.
+            rttHat = epochMinimum
+            rttMinimumCurrentGeneration = epochMinimum
+            rttMinimumPreviousGeneration = .max
+            for j in start...i { ring[slot(j)].rttHat = epochMinimum }
+            periodErrorBound = configuration.maximumRateError
+            periodError = configuration.maximumRateError
+        }
+        for j in start..<i {
+            let s = ring[slot(j)]
+            shiftMinimum.push(index: j, key: s.rtt)
+            warmNearMinimum.push(index: j, key: periodKey(s))
+            localNearMinimum.push(index: j, key: periodKey(s))
+        }
+    }
+
+    // MARK: - §5 Period
+
+    private mutating func updatePeriod(_ i: Int, status: inout ClockStatus) {
+        let stamp = ring[slot(i)]
+        trackGenerationBest(stamp)
+        let count = i - epochStart + 1
+        if inWarmUp {
+            let width = max(1, count / 4)
+            while warmFarEnd < epochStart + width {
+                let candidate = ring[slot(warmFarEnd)]
+                if periodKey(candidate) != .max
+                    && (warmFarBest < 0 || candidate.rtt < ring[slot(warmFarBest)].rtt) {
+                    warmFarBest = warmFarEnd
+                }
+                warmFarEnd += 1
+            }
+            warmNearMinimum.push(index: i, key: periodKey(stamp))
+            warmNearMinimum.dropBefore(i - width + 1)
+            if warmFarBest >= 0, let near = warmNearMinimum.minimumIndex,
+               warmNearMinimum.minimumKey != .max, near > warmFarBest,
+               near != lastPairNear || warmFarBest != lastPairFar {
+                lastPairNear = near
+                lastPairFar = warmFarBest
+                let far = ring[slot(warmFarBest)]
+                let nearStamp = ring[slot(near)]
+                if let pair = pairPeriod(far, nearStamp) {
+                    let inconsistent = abs(pair.period / period - 1) > pair.bound + periodErrorBound + configuration.rateWanderBound
+                    if pair.bound <= periodErrorBound || inconsistent {
+                        let spread = Double(far.rtt - rttHat) + Double(nearStamp.rtt - rttHat)
+                        setPeriod(pair.period)
+                        periodError = pair.period * spread / Double(nearStamp.tb - far.tb)
+                        periodErrorBound = min(pair.bound, configuration.maximumRateError)
+                        status.insert(.periodUpdated)
+                    }
+                }
+            }
+            if count >= windows.warmUp { endWarmUp() }
+            return
+        }
+
+        // Full phase: candidate against the reference stamp.
+        guard reference.index >= 0 else { return }
+        if stamp.qualityWarning {
+            status.insert(.periodSanity)
+            return
+        }
+        let pointError = period * Double(stamp.rtt - stamp.rttHat)
+        guard pointError < periodPointErrorLimit, let pair = pairPeriod(reference, stamp) else { return }
+        let referenceError = period * Double(reference.rtt - reference.rttHat)
+        let candidateError = (abs(pointError) + abs(referenceError)
+                              + period * Double(abs(rttHat - reference.rttHat))) / Double(stamp.tb - reference.tb)
+        guard candidateError < periodError || candidateError < periodQualityLimit else { return }
+        if abs(pair.period / period - 1) > periodSanityLimit {
+            status.insert(.periodSanity)
+            return
+        }
+        setPeriod(pair.period)
+        periodError = candidateError
+        periodErrorBound = pair.bound
+        status.insert(.periodUpdated)
+    }
+
+    private mutating func endWarmUp() {
+        inWarmUp = false
+        if warmFarBest >= 0 { reference = ring[slot(warmFarBest)] }
+        let ts = configuration.timestampingLimitNanoseconds
+        farServer = period * Double(rttHat) >= 3e6
+        shiftThresholdNanoseconds = (farServer ? 30 : 10) * ts
+    }
+
+    private mutating func trackGenerationBest(_ stamp: StoredStamp) {
+        guard !stamp.qualityWarning, !stamp.suspect else { return }
+        if generationBestCurrent.index < 0
+            || stamp.rtt - stamp.rttHat < generationBestCurrent.rtt - generationBestCurrent.rttHat {
+            generationBestCurrent = stamp
+        }
+    }
+
+    /// p̂ changes keep C continuous at the counter origin, which is T_prev (§1).
+    private mutating func setPeriod(_ newPeriod: Double) {
+        period = newPeriod
+        if !localPeriodValid { localPeriod = newPeriod }
+    }
+
+    /// §5's pair estimate and a hard bound on its relative error: the server stamps of each
+    /// exchange lie between its Ta and Tf, so each ratio is off by at most max(RTT)/Δ.
+    private func pairPeriod(_ far: StoredStamp, _ near: StoredStamp) -> (period: Double, bound: Double)? {
+        let dTa = near.ta - far.ta, dTf = near.tf - far.tf
+        let dTb = near.tb - far.tb, dTe = near.te - far.te
+        guard dTa > 0, dTf > 0, dTb > 0, dTe > 0 else { return nil }
+        let estimate = 0.5 * (Double(dTb) / Double(dTa) + Double(dTe) / Double(dTf))
+        let spread = Double(far.rtt + near.rtt)
+        let base = Double(min(dTa, dTf))
+        let bound = base > 2 * spread ? spread / (base - spread) : configuration.maximumRateError
+        return (estimate, bound)
+    }
+
+    private func periodKey(_ s: StoredStamp) -> Int64 {
+        s.qualityWarning || s.suspect ? .max : s.rtt
+    }
+
+    // MARK: - §5 Local period
+
+    private mutating func updateLocalPeriod(_ i: Int, status: inout ClockStatus) {
+        let stamp = ring[slot(i)]
+        let width = windows.localPeriodNear
+        localNearMinimum.push(index: i, key: periodKey(stamp))
+        localNearMinimum.dropBefore(i - width + 1)
+        let farEnd = i - windows.localPeriod
+        if farEnd >= epochStart {
+            localFarMinimum.push(index: farEnd, key: periodKey(ring[slot(farEnd)]))
+            localFarMinimum.dropBefore(farEnd - width + 1)
+        }
+        guard farEnd - width + 1 >= epochStart,
+              let farIndex = localFarMinimum.minimumIndex, localFarMinimum.minimumKey != .max,
+              let nearIndex = localNearMinimum.minimumIndex, localNearMinimum.minimumKey != .max
+        else {
+            if !localPeriodValid { localPeriod = period }
+            return
+        }
+        let far = ring[slot(farIndex)], near = ring[slot(nearIndex)]
+        guard let pair = pairPeriod(far, near) else { return }
+        let error = period * (Double(far.rtt - far.rttHat) + Double(near.rtt - near.rttHat)) / Double(near.tb - far.tb)
+        if error > localPeriodQualityLimit {
+            status.insert(.localPeriodQuality)
+            if !localPeriodValid { localPeriod = period }
+            return
+        }
+        if localPeriodValid && abs(pair.period / localPeriod - 1) > localPeriodSanityLimit {
+            status.insert(.localPeriodSanity)
+            return
+        }
+        localPeriod = pair.period
+        localPeriodValid = true
+    }
+
+    // MARK: - §6 Offset
+
+    private mutating func updateOffset(_ i: Int, status: inout ClockStatus) {
+        let now = ring[slot(i)].tf
+        let low = max(epochStart, i - windows.offset + 1)
+        let localCorrection = localPeriod / period - 1
+        var weightSum = 0.0, weightedSum = 0.0
+        var smallest = Double.infinity, secondSmallest = Double.infinity
+        var smallestOffset = 0.0
+        for j in low...i {
+            let s = ring[slot(j)]
+            if s.qualityWarning || s.suspect { continue }
+            let age = period * Double(now - s.tf)
+            let pointError = period * Double(s.rtt - s.rttHat) + ageingRate * age
+            let value = naiveOffset(s) - localCorrection * age
+            let ratio = pointError / offsetErrorScale
+            let weight = exp(-ratio * ratio)
+            weightSum += weight
+            weightedSum += weight * value
+            if pointError < smallest {
+                secondSmallest = smallest
+                smallest = pointError
+                smallestOffset = value
+            } else if pointError < secondSmallest {
+                secondSmallest = pointError
+            }
+        }
+        guard smallest.isFinite else { return }   // nothing usable in the window
+        let candidate = weightSum > 0 ? weightedSum / weightSum : smallestOffset
+        if thetaValid {
+            let qualityLimit = (farServer ? 6 : 3) * offsetErrorScale
+            if smallest >= qualityLimit {
+                status.insert(.offsetQuality)
+                return
+            }
+            let sinceUpdate = period * Double(now - thetaUpdateCounter)
+            if abs(candidate - theta) > offsetSanityMinimum + offsetSanityRate * sinceUpdate {
+                status.insert(.offsetSanity)
+                return
+            }
+            theta = candidate
+        } else {
+            // First offset of an epoch: fold its whole ns into K so θ̂ stays small (§1).
+            let whole = candidate.rounded()
+            kNanoseconds -= Int64(whole)
+            theta = candidate - whole
+            thetaValid = true
+        }
+        thetaUpdateCounter = now
+        errorAtUpdate = secondSmallest.isFinite ? secondSmallest : smallest
+    }
+
+    /// θ_j = [C(Ta) + C(Tf)]/2 − (Tb + Te)/2 with the current C (§2), in ns.
+    private func naiveOffset(_ s: StoredStamp) -> Double {
+        let receive = Double(kNanoseconds - s.tb)
+        let transmit = Double(kNanoseconds - s.te)
+        let counterPart = period * (Double(s.ta - counterOrigin) + Double(s.tf - counterOrigin)) / 2
+        return (receive + transmit) / 2 + kFraction + counterPart
+    }
+
+    /// Half-width of a stamp's hard offset interval: the server's stamps lie between Ta and
+    /// Tf, so θ_j is within RTT/2 of C's offset, plus δ·RTT for C's drift across the RTT.
+    private func halfWidth(_ rtt: Int64, _ delta: Double) -> Double {
+        period * Double(rtt) * (0.5 + delta)
+    }
+
+    /// δ: hard bound on the rate error used to age offsets and the bound (§8.2).
+    private var rateBound: Double {
+        min(periodErrorBound + abs(localPeriod / period - 1) + configuration.rateWanderBound,
+            configuration.maximumRateError)
+    }
+
+    // MARK: - §7 Publication and §8.2 the hard bound
+
+    private mutating func publish(_ i: Int, stamp: Stamp, previous: ClockParameters, eventDeclared: Bool,
+                                  status incoming: ClockStatus,
+                                  nextExchangeInSeconds: Double) {
+        var status = incoming
+        let current = ring[slot(i)]
+        let now = current.tf
+        let delta = rateBound
+        let localCorrection = localPeriod / period - 1
+        let low = max(epochStart, i - windows.offset + 1)
+
+        // Hard bound from every consistent stamp in the window (§8.2).
+        var bound = Double.infinity
+        for j in low...i {
+            let s = ring[slot(j)]
+            if s.suspect { continue }
+            let age = period * Double(now - s.tf)
+            let value = naiveOffset(s) - localCorrection * age
+            let spread = halfWidth(s.rtt, delta)
+            bound = min(bound, abs(theta - value) + spread + delta * age)
+        }
+        // The previous bound, aged, also holds for the previous Ca; add how far Ca moved.
+        // Not across a clock event: the event proved that bound's premise wrong.
+        if hasLast, !eventDeclared, previous.maxErrorNanoseconds.isFinite, consistentBound.isFinite {
+            let oldNow = previous.absoluteTimeParts(atCounter: now)
+            let newNow = caParts(atCounter: now)
+            let moved = Double(newNow.nanoseconds - oldNow.nanoseconds) + (newNow.fraction - oldNow.fraction)
+            let aged = consistentBound + previous.maxErrorGrowthRate * period * Double(now - lastTf)
+            bound = min(bound, aged + abs(moved))
+        }
+        consistentBound = bound
+        var published = bound
+        for k in 0..<pendingCount {
+            let s = ring[slot(pending[k])]
+            let age = period * Double(now - s.tf)
+            let spread = halfWidth(s.rtt, delta)
+            published = max(published, abs(theta - naiveOffset(s)) + spread + delta * age)
+        }
+        published += Double(current.serverErrorNanoseconds)
+
+        let epochCount = i - epochStart + 1
+        if pendingCount > 0 || epochCount < configuration.stampsBeforeSynchronised || !thetaValid {
+            status.insert(.unsynchronised)
+        }
+        if inWarmUp { status.insert(.warmUp) }
+
+        // Rebase C at this stamp so counter deltas stay small (§1).
+        let shift = period * Double(now - counterOrigin) + kFraction
+        let wholeShift = shift.rounded(.down)
+        kNanoseconds += Int64(wholeShift)
+        kFraction = shift - wholeShift
+        counterOrigin = now
+
+        let ca = kFraction - theta
+        let caWhole = ca.rounded(.down)
+        let sinceUpdate = period * Double(now - thetaUpdateCounter)
+        let nextTicks = Int64((nextExchangeInSeconds * 1e9 / period).rounded())
+        parameters = ClockParameters(
+            counterOrigin: now,
+            timeAtOriginNanoseconds: kNanoseconds + Int64(caWhole),
+            timeAtOriginFraction: ca - caWhole,
+            period: period * 1e-9,
+            periodError: periodError,
+            periodErrorBound: periodErrorBound,
+            localPeriod: localPeriod * 1e-9,
+            offsetNanoseconds: theta,
+            errorEstimateNanoseconds: errorAtUpdate + errorGrowthRate * sinceUpdate,
+            maxErrorNanoseconds: published,
+            maxErrorGrowthRate: delta,
+            lastStampCounter: now,
+            nextStampExpectedCounter: now + max(nextTicks, 1),
+            leap: stamp.leap,
+            status: status,
+            lastRTTNanoseconds: period * Double(current.rtt),
+            minimumRTTNanoseconds: period * Double(rttHat),
+            naiveOffsetNanoseconds: naiveOffset(current),
+            stampCount: Int64(stampCount))
+    }
+
+    /// Ca(T) with the working parameters (before rebasing), for bound continuity.
+    private func caParts(atCounter counter: Int64) -> (nanoseconds: Int64, fraction: Double) {
+        let value = period * Double(counter - counterOrigin) + kFraction - theta
+        let whole = value.rounded(.down)
+        return (kNanoseconds + Int64(whole), value - whole)
+    }
+
+    @inline(__always) private func slot(_ index: Int) -> Int { index % ring.count }
+}
+
+/// One accepted stamp as kept in the history ring.
+struct StoredStamp: Sendable {
+    var ta: Int64
+    var tb: Int64
+    var te: Int64
+    var tf: Int64
+    /// RTT in counter ticks.
+    var rtt: Int64
+    /// RTThat in ticks when the stamp arrived; rewritten on an upward shift (§4).
+    var rttHat: Int64
+    var serverErrorNanoseconds: Int64
+    var qualityWarning: Bool
+    /// Disagrees with the estimate beyond the hard bound (§8.1); no weight until an event adopts it.
+    var suspect: Bool
+    /// Global stamp index; −1 for an empty slot.
+    var index: Int
+
+    static let none = StoredStamp(ta: 0, tb: 0, te: 0, tf: 0, rtt: 0, rttHat: 0, serverErrorNanoseconds: 0,
+                                  qualityWarning: false, suspect: false, index: -1)
+}
