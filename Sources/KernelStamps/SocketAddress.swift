@@ -171,7 +171,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
                 guard after.hasPrefix(":") else { throw SocketAddress.parseError(text, "unexpected text after ']'; " + expected) }
                 portText = after.dropFirst()
             }
-            guard host.contains(":") else { throw SocketAddress.parseError(text, "brackets are only for IPv6 addresses") }
+            guard host.contains(":") else { throw SocketAddress.parseError(text, "brackets are only for IPv6 addresses; " + expected) }
         } else if let colon = host.firstIndex(of: ":") {
             if host[host.index(after: colon)...].contains(":") {
                 // Bare IPv6 without port.

@@ -140,6 +140,12 @@ public final class UDPSocket: @unchecked Sendable {
     }
 
     /// Kernel software RX stamps (CLOCK_REALTIME) on every datagram from now on.
+    ///
+    /// SO_TIMESTAMPING rather than SO_TIMESTAMPNS: when the host's first timestamping socket
+    /// appears, the kernel enables stamping through a deferred static key, and datagrams in
+    /// that short window (milliseconds) carry no stamp. SO_TIMESTAMPNS would silently stamp
+    /// them at recvmsg time instead (a false, late stamp); here they report nil/0, so the
+    /// caller can fall back to a user-space clock read knowingly.
     public func enableReceiveTimestamps() throws(KernelError) {
         try setTimestamping(timestampingFlags | UInt32(CK_SOF_TIMESTAMPING_RX_SOFTWARE) | UInt32(CK_SOF_TIMESTAMPING_SOFTWARE))
     }

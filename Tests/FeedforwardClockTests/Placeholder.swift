@@ -1,5 +1,0 @@
-import XCTest
-
-final class FeedforwardClockTestsPlaceholder: XCTestCase {
-    func testPlaceholder() { XCTAssertTrue(true) }
-}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class KernelStampsTestsPlaceholder: XCTestCase {
-    func testPlaceholder() { XCTAssertTrue(true) }
-}
