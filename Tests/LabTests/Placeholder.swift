@@ -1,5 +1,0 @@
-import XCTest
-
-final class LabTestsPlaceholder: XCTestCase {
-    func testPlaceholder() { XCTAssertTrue(true) }
-}
