@@ -3,7 +3,9 @@
 /// Stamps follow feedforward-spec.md §2: `ta` and `tf` are the client's raw counter (ns)
 /// when the request left and the response arrived; `tb` and `te` are the server's receive
 /// and transmit times in Unix nanoseconds, as the server reports them (its own offset
-/// included). A lost exchange has `lost == true`; stamps it never got are zero.
+/// included). A lost exchange has `lost == true` and `tf == 0`; `tb` and `te` stay zero
+/// only if the request itself was lost (when just the response is lost they are kept as
+/// truth: the client must not use them).
 public struct SimulatedExchange: Sendable, Equatable {
     /// Position among the yielded exchanges (0-based).
     public var index: Int
