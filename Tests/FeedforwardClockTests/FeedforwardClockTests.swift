@@ -1,0 +1,276 @@
+import XCTest
+@testable import FeedforwardClock
+
+final class FeedforwardClockTests: XCTestCase {
+    private func assertHonest(_ s: Scenario, from start: Int = 0, file: StaticString = #filePath, line: UInt = #line) {
+        let violations = s.boundViolations(from: start)
+        XCTAssertTrue(violations.isEmpty,
+                      "true error exceeded maxError at \(violations.count) stamps, first: \(violations.first.map { "#\($0.index) error \($0.errorNanoseconds) ns bound \($0.parameters.maxErrorNanoseconds) ns" } ?? "")",
+                      file: file, line: line)
+    }
+
+    // Constant offset and a 50 PPM fast counter, light jitter.
+    func testConstantRateFiftyPPMConverges() {
+        var s = Scenario(path: PathSimulator(rate: 1 + 50e-6))
+        s.path.serverOffsetNanoseconds = 0
+        s.run(8 + 600)
+        assertHonest(s)
+        XCTAssertLessThan(s.worstError(from: 8), 30_000, "after the burst")
+        XCTAssertLessThan(s.worstError(from: 8 + 480), 10_000, "after warm-up")
+        let truePPM = (1 / (1 + 50e-6) - 1) * 1e6
+        XCTAssertEqual(s.last.parameters.periodOffsetPPM, truePPM, accuracy: 0.05)
+        XCTAssertFalse(s.last.parameters.status.contains(.unsynchronised))
+        XCTAssertFalse(s.last.parameters.status.contains(.warmUp))
+        XCTAssertLessThan(s.last.parameters.maxErrorNanoseconds, 100_000)
+        XCTAssertNil(s.firstIndex(from: 0, with: .clockStep))
+        XCTAssertNil(s.firstIndex(from: 0, with: .rateChange))
+    }
+
+    // Heavy, asymmetric queueing over a slower path.
+    func testHeavyJitter() {
+        var path = PathSimulator(rate: 1 - 20e-6, seed: 7)
+        path.upMinimumNanoseconds = 500_000
+        path.downMinimumNanoseconds = 500_000
+        path.upJitterMeanNanoseconds = 300_000
+        path.downJitterMeanNanoseconds = 100_000
+        var s = Scenario(path: path)
+        s.run(8 + 700)
+        assertHonest(s)
+        XCTAssertLessThan(s.worstError(from: 8 + 480), 100_000)
+        XCTAssertNil(s.firstIndex(from: 0, with: .clockStep))
+    }
+
+    // §8.3: rate errors of +20%, −30% and +50% converge from the nominal 1 ns per tick.
+    func testLargeRateErrorsConverge() {
+        for rate in [1.2, 0.7, 1.5] {
+            var s = Scenario(path: PathSimulator(rate: rate, seed: UInt64(rate * 1000)))
+            s.run(8 + 200)
+            assertHonest(s)
+            XCTAssertLessThan(abs(s.observations[7].errorNanoseconds), 100_000, "rate \(rate) after burst")
+            XCTAssertLessThan(s.observations[7].parameters.maxErrorNanoseconds, 500_000, "rate \(rate) bound after burst")
+            XCTAssertLessThan(s.worstError(from: 8 + 50), 30_000, "rate \(rate)")
+            let truePeriod = 1e-9 / rate
+            XCTAssertEqual(s.last.parameters.period / truePeriod, 1, accuracy: 1e-6, "rate \(rate)")
+            XCTAssertNil(s.firstIndex(from: 0, with: .rateChange), "rate \(rate)")
+        }
+    }
+
+    // §8.4: the start-up burst alone gives a usable estimate with an honest bound.
+    func testBurstGivesUsableEstimate() {
+        for rate in [1 + 30e-6, 0.8] {
+            var s = Scenario(path: PathSimulator(rate: rate, seed: 11))
+            s.run(8)
+            assertHonest(s)
+            let p = s.last.parameters
+            XCTAssertFalse(p.status.contains(.unsynchronised), "rate \(rate)")
+            XCTAssertTrue(s.observations[0].parameters.status.contains(.unsynchronised))
+            XCTAssertLessThan(p.maxErrorNanoseconds, 200_000, "rate \(rate)")
+            XCTAssertLessThan(abs(s.last.errorNanoseconds), 50_000, "rate \(rate)")
+            XCTAssertTrue(p.errorEstimateNanoseconds.isFinite)
+        }
+    }
+
+    // §4: RTT up by 0.5 ms on the return path only (so the offset really moves by 250 µs),
+    // then back down.
+    func testLevelShiftUpAndDown() {
+        var s = Scenario(path: PathSimulator(rate: 1 + 10e-6, seed: 3))
+        s.run(8 + 600)
+        let shiftStart = s.observations.count
+        s.path.downMinimumNanoseconds += 500_000
+        s.run(300)
+        let backDown = s.observations.count
+        s.path.downMinimumNanoseconds -= 500_000
+        s.run(300)
+        assertHonest(s)
+        guard let detected = s.firstIndex(from: shiftStart, with: .rttUpShift) else {
+            return XCTFail("upward shift never detected")
+        }
+        XCTAssertLessThanOrEqual(detected - shiftStart, 105)
+        XCTAssertGreaterThan(s.observations[backDown - 1].parameters.minimumRTTNanoseconds, 500_000)
+        XCTAssertLessThan(s.worstError(from: shiftStart, to: backDown), 280_000)
+        XCTAssertLessThan(s.worstError(from: backDown + 80), 15_000)
+        XCTAssertLessThan(s.last.parameters.minimumRTTNanoseconds, 100_000)
+        XCTAssertNil(s.firstIndex(from: 0, with: .clockStep))
+        XCTAssertNil(s.firstIndex(from: 0, with: .rateChange))
+    }
+
+    // §8.1: the server's time steps by 1 s.
+    func testServerStepIsAClockEvent() {
+        var s = Scenario(path: PathSimulator(rate: 1 + 50e-6, seed: 5))
+        s.run(8 + 600)
+        let stepAt = s.observations.count
+        s.path.serverOffsetNanoseconds += 1_000_000_000
+        s.run(40)
+        assertHonest(s)
+        guard let event = s.firstIndex(from: stepAt, with: .clockStep) else { return XCTFail("step not declared") }
+        XCTAssertLessThanOrEqual(event - stepAt, 4)
+        for k in stepAt..<event {
+            XCTAssertTrue(s.observations[k].parameters.status.contains(.unsynchronised), "stamp \(k)")
+        }
+        XCTAssertLessThan(s.worstError(from: event + 2), 50_000)
+        XCTAssertFalse(s.last.parameters.status.contains(.unsynchronised))
+        XCTAssertNil(s.firstIndex(from: 0, with: .rateChange))
+    }
+
+    // §8.1: a migration-like event: the counter jumps 5 s and runs 20% fast from then on.
+    func testRateChangeIsAClockEvent() {
+        var s = Scenario(path: PathSimulator(rate: 1 + 50e-6, seed: 9))
+        s.run(8 + 600)
+        let migratedAt = s.observations.count
+        s.path.setRate(1.2, counterJump: 5_000_000_000)
+        s.run(200)
+        assertHonest(s)
+        guard let event = s.firstIndex(from: migratedAt, with: .rateChange) else { return XCTFail("rate change not declared") }
+        XCTAssertLessThanOrEqual(event - migratedAt, 4)
+        XCTAssertLessThan(s.worstError(from: event + 5), 100_000)
+        XCTAssertLessThan(s.worstError(from: event + 60), 20_000)
+        XCTAssertEqual(s.last.parameters.period / (1e-9 / 1.2), 1, accuracy: 1e-6)
+    }
+
+    // A one-hour server outage: the bound grows, the reader says stale/starving, recovery.
+    func testServerOutage() {
+        var s = Scenario(path: PathSimulator(rate: 1 - 40e-6, seed: 13))
+        s.run(8 + 600)
+        let p = s.last.parameters
+        s.path.advance(seconds: 1800)
+        let midCounter = s.path.counter(at: s.path.now)
+        let midError = Double(p.absoluteTime(atCounter: midCounter)) - s.path.serverTime(atCounter: midCounter)
+        XCTAssertLessThanOrEqual(abs(midError), p.maxError(atCounter: midCounter))
+        XCTAssertGreaterThan(p.maxError(atCounter: midCounter), p.maxErrorNanoseconds)
+        XCTAssertEqual(p.freshness(atCounter: midCounter), .unusable)
+        XCTAssertTrue(p.status(atCounter: midCounter).contains(.starving))
+        s.path.advance(seconds: 1800)
+        let resumed = s.observations.count
+        s.run(30)
+        assertHonest(s)
+        XCTAssertTrue(s.observations[resumed].parameters.status.contains(.starving))
+        XCTAssertLessThan(s.worstError(from: resumed), 50_000)
+        XCTAssertLessThan(s.worstError(from: resumed + 3), 20_000)
+        XCTAssertNil(s.firstIndex(from: 0, with: .clockStep))
+    }
+
+    // §2: what must never reach the algorithm.
+    func testInputRejections() {
+        var clock = FeedforwardClock()
+        let good = Stamp(ta: 1_000_000, tb: 1_700_000_000_000_000_000, te: 1_700_000_000_000_010_000, tf: 1_050_000)
+        XCTAssertEqual(clock.process(good), .accepted)
+        let before = clock.parameters
+        func check(_ stamp: Stamp, _ reason: StampRejection, line: UInt = #line) {
+            XCTAssertEqual(clock.process(stamp), .rejected(reason), line: line)
+            XCTAssertEqual(clock.parameters, before, line: line)
+        }
+        var next = Stamp(ta: 17_000_000_000, tb: 1_700_000_016_000_000_000, te: 1_700_000_016_000_010_000, tf: 17_000_050_000)
+        var zero = next; zero.tb = 0
+        check(zero, .zeroTimestamp)
+        var reversed = next; reversed.tf = next.ta - 1
+        check(reversed, .responseBeforeRequest)
+        var serverReversed = next; serverReversed.te = next.tb - 1
+        check(serverReversed, .serverTransmitBeforeReceive)
+        var instant = next; instant.tf = next.ta
+        check(instant, .roundTripBelowResolution)
+        var duplicate = next; duplicate.tb = good.tb; duplicate.te = good.te
+        check(duplicate, .duplicate)
+        var backwards = next; backwards.ta = good.ta; backwards.tf = good.ta + 50_000
+        check(backwards, .counterNotIncreasing)
+        var unsynchronised = next; unsynchronised.leap = 3
+        check(unsynchronised, .serverUnsynchronised)
+        next.stratum = 16
+        check(next, .serverUnsynchronised)
+        next.stratum = 1
+        XCTAssertEqual(clock.process(next), .accepted)
+        XCTAssertEqual(clock.parameters.stampCount, 2)
+    }
+
+    // §2: a stratum or refid change warns, and that stamp may not move θ̂ even when it lies.
+    func testQualityWarningOnServerChange() {
+        var s = Scenario(path: PathSimulator(rate: 1, seed: 17))
+        s.run(100)
+        let thetaBefore = s.last.parameters.offsetNanoseconds
+        s.path.stratum = 2
+        s.path.serverOffsetNanoseconds = 200_000
+        s.step()
+        let warned = s.last.parameters
+        XCTAssertTrue(warned.status.contains(.qualityWarning))
+        XCTAssertEqual(warned.offsetNanoseconds, thetaBefore, accuracy: 1_000)
+        s.path.serverOffsetNanoseconds = 0
+        s.step()
+        XCTAssertFalse(s.last.parameters.status.contains(.qualityWarning))
+        s.path.referenceID = 0x5050_5300
+        s.step()
+        XCTAssertTrue(s.last.parameters.status.contains(.qualityWarning))
+    }
+
+    // §1: Ca resolves 1 ns ten days away from its origin.
+    func testNanosecondResolutionFarFromOrigin() {
+        var p = ClockParameters.empty
+        p.status = []
+        p.counterOrigin = 5_000_000_000_000
+        p.timeAtOriginNanoseconds = 1_700_000_000_123_456_789
+        p.timeAtOriginFraction = 0.25
+        p.period = 1e-9
+        let far = p.counterOrigin + 864_000_000_000_000
+        var previous = p.absoluteTime(atCounter: far)
+        XCTAssertEqual(previous, p.timeAtOriginNanoseconds + 864_000_000_000_000)
+        for k in 1...1000 {
+            let t = p.absoluteTime(atCounter: far + Int64(k))
+            XCTAssertEqual(t - previous, 1, "tick \(k)")
+            previous = t
+        }
+        // 20 PPM slow counter: every tick advances 1 ns, one tick in 50 000 advances 2.
+        p.period = 1.00002e-9
+        let start = p.absoluteTime(atCounter: far)
+        var twos = 0
+        previous = start
+        for k in 1...200_000 {
+            let t = p.absoluteTime(atCounter: far + Int64(k))
+            let step = t - previous
+            XCTAssertTrue(step == 1 || step == 2)
+            if step == 2 { twos += 1 }
+            previous = t
+        }
+        XCTAssertEqual(twos, 4, accuracy: 1)
+        XCTAssertEqual(p.difference(fromCounter: far, toCounter: far + 1_000_000_000), 1_000_020_000, accuracy: 1e-3)
+    }
+
+    // §7: fresh until the next stamp is due, stale after, unusable 1024 s later.
+    func testReaderFreshness() {
+        XCTAssertEqual(ClockParameters.empty.freshness(atCounter: 123), .unusable)
+        var s = Scenario(path: PathSimulator(rate: 1 + 5e-6, seed: 19))
+        s.run(12)
+        let p = s.last.parameters
+        let pollTicks = p.nextStampExpectedCounter - p.lastStampCounter
+        XCTAssertEqual(Double(pollTicks) * p.period, 16, accuracy: 1e-3)
+        XCTAssertEqual(p.freshness(atCounter: p.lastStampCounter), .fresh)
+        XCTAssertEqual(p.freshness(atCounter: p.nextStampExpectedCounter), .fresh)
+        XCTAssertEqual(p.freshness(atCounter: p.nextStampExpectedCounter + 1_000_000), .stale)
+        XCTAssertEqual(p.freshness(atCounter: p.nextStampExpectedCounter + 1_030_000_000_000), .unusable)
+        XCTAssertFalse(p.status(atCounter: p.lastStampCounter + 9 * pollTicks).contains(.starving))
+        XCTAssertTrue(p.status(atCounter: p.lastStampCounter + 11 * pollTicks).contains(.starving))
+        XCTAssertGreaterThan(p.maxError(atCounter: p.nextStampExpectedCounter), p.maxErrorNanoseconds)
+    }
+
+    // Full 7-day history at poll 16: rings wrap, one anomalously fast exchange early on is
+    // forgotten after 3.5–7 days (§4), and the error stays bounded throughout.
+    func testSevenDaysOfHistory() {
+        var path = PathSimulator(rate: 1 + 50e-6, seed: 23)
+        path.upJitterMeanNanoseconds = 10_000
+        path.downJitterMeanNanoseconds = 10_000
+        var s = Scenario(path: path, burst: false)
+        s.run(50)
+        s.path.upMinimumNanoseconds -= 15_000
+        s.path.downMinimumNanoseconds -= 15_000
+        s.step()
+        s.path.upMinimumNanoseconds += 15_000
+        s.path.downMinimumNanoseconds += 15_000
+        s.run(38_000 - 51)
+        assertHonest(s)
+        XCTAssertLessThan(s.worstError(from: 480), 20_000)
+        let fastRTT = s.observations[50].parameters.lastRTTNanoseconds
+        XCTAssertLessThan(fastRTT, 49_000)
+        XCTAssertEqual(s.observations[37_000].parameters.minimumRTTNanoseconds, fastRTT, accuracy: 1)
+        XCTAssertGreaterThan(s.last.parameters.minimumRTTNanoseconds, 49_000)
+        XCTAssertEqual(s.last.parameters.periodOffsetPPM, (1 / (1 + 50e-6) - 1) * 1e6, accuracy: 0.01)
+        XCTAssertNil(s.firstIndex(from: 0, with: .clockStep))
+        XCTAssertNil(s.firstIndex(from: 0, with: .rateChange))
+    }
+}
