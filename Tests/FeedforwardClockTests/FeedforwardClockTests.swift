@@ -3,6 +3,7 @@ import XCTest
 
 final class FeedforwardClockTests: XCTestCase {
     private func assertHonest(_ s: Scenario, from start: Int = 0, file: StaticString = #filePath, line: UInt = #line) {
+        if getenv("FEEDFORWARD_SUMMARY") != nil { print(s.summary("\(name) line \(line)", from: start)) }
         let violations = s.boundViolations(from: start)
         XCTAssertTrue(violations.isEmpty,
                       "true error exceeded maxError at \(violations.count) stamps, first: \(violations.first.map { "#\($0.index) error \($0.errorNanoseconds) ns bound \($0.parameters.maxErrorNanoseconds) ns" } ?? "")",
