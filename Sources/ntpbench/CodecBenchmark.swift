@@ -1,0 +1,271 @@
+// `ntpbench codec`: time and count heap allocations of NTPPacket's decode and encode over
+// the 72 real packets of shared/vectors (chrony, ntpsec, ntpdig; MACs, NTS fields, kiss codes).
+import CMallocCounter
+import NTPPacket
+#if canImport(Glibc)
+import Glibc
+#endif
+
+private let codecUsage = """
+usage: ntpbench codec [--operations N] [--vectors PATH]
+  --operations N   operations per measurement (default 10000000)
+  --vectors PATH   real-implementations.json (default: found next to the source tree)
+"""
+
+func runCodecBenchmark(_ arguments: [String]) -> Int32 {
+    var operations = 10_000_000
+    var vectorsPath: String? = nil
+    var index = 0
+    while index < arguments.count {
+        let argument = arguments[index]
+        switch argument {
+        case "--help", "-h":
+            print(codecUsage); return 0
+        case "--operations", "--vectors":
+            guard index + 1 < arguments.count else {
+                printError("ntpbench codec: \(argument) needs a value; see `ntpbench codec --help`"); return 2
+            }
+            let value = arguments[index + 1]
+            if argument == "--vectors" { vectorsPath = value }
+            else if let count = Int(value), count > 0 { operations = count }
+            else { printError("ntpbench codec: --operations wants a positive integer, got '\(value)'"); return 2 }
+            index += 2
+        default:
+            printError("ntpbench codec: unknown option '\(argument)'; see `ntpbench codec --help`"); return 2
+        }
+    }
+
+    guard let (path, text) = readVectorsFile(explicitPath: vectorsPath) else {
+        printError("ntpbench codec: cannot read real-implementations.json; pass --vectors PATH (it lives in shared/vectors)")
+        return 1
+    }
+    let packets = hexFields(in: text).map(decodeHex)
+    guard !packets.isEmpty, packets.allSatisfy({ $0 != nil }) else {
+        printError("ntpbench codec: \(path) holds no readable \"hex\" packets"); return 1
+    }
+
+    guard let selfCheck = mallocCounterSelfCheck() else {
+        printError("ntpbench codec: the malloc counter did not see a known allocation; allocation figures would be meaningless")
+        return 1
+    }
+
+    // All packets back to back in one buffer, allocated once, plus their ranges.
+    let corpus = CodecCorpus(packets: packets.map { $0! })
+    defer { corpus.deallocate() }
+    guard let parsed = corpus.parseAll() else {
+        printError("ntpbench codec: a vector failed to parse; run `swift test --filter PacketTests`"); return 1
+    }
+    let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
+    defer { output.deallocate() }
+
+    let decode = measure(operations) { i, sink in
+        let range = corpus.ranges[i % corpus.ranges.count]
+        do throws(NTPPacketError) {
+            let packet = try NTPParsedPacket(parsing: UnsafeRawBufferPointer(rebasing: corpus.bytes[range]))
+            sink &+= packet.header.transmitTimestamp.rawValue &+ UInt64(packet.extensionFieldCount)
+        } catch { sink &+= 1 }
+    }
+    let walk = measure(operations) { i, sink in
+        let range = corpus.ranges[i % corpus.ranges.count]
+        let bytes = UnsafeRawBufferPointer(rebasing: corpus.bytes[range])
+        do throws(NTPPacketError) {
+            let packet = try NTPParsedPacket(parsing: bytes)
+            var fields = packet.extensionFields(in: bytes)
+            while let field = try fields.next() { sink &+= UInt64(field.fieldType.rawValue) }
+            sink &+= UInt64(packet.mac?.keyID ?? 0)
+        } catch { sink &+= 1 }
+    }
+    let encode = measure(operations) { i, sink in
+        let which = i % corpus.ranges.count
+        let packet = parsed[which]
+        let trailing = UnsafeRawBufferPointer(rebasing: corpus.bytes[corpus.ranges[which]][packet.trailingBytes.lowerBound + corpus.ranges[which].lowerBound ..< corpus.ranges[which].upperBound])
+        do throws(NTPPacketError) {
+            let written = try packet.header.encode(into: output, appending: trailing)
+            sink &+= UInt64(written) &+ UInt64(output[written - 1])
+        } catch { sink &+= 1 }
+    }
+    let timestamps = measure(operations) { i, sink in
+        let stamp = parsed[i % parsed.count].header.transmitTimestamp
+        let unix = stamp.unixNanoseconds(nearestTo: 1_795_286_605_000_000_000)
+        sink &+= NTPTimestamp(unixNanoseconds: unix &+ Int64(i)).rawValue
+    }
+
+    print("ntpbench codec: NTPPacket over \(corpus.ranges.count) real packets (\(corpus.bytes.count) bytes) from \(path)")
+    print("malloc counter self-check: ok (\(selfCheck) allocations counted for a known allocation)")
+    print("\(operations) operations per row, release build expected (swift run -c release ...)")
+    print("")
+    print("operation                                   ns/op   heap allocations/op   (total)")
+    var allZero = true
+    for (label, result) in [("decode: parse header + validate trailer", decode),
+                            ("decode + walk extension fields and MAC", walk),
+                            ("encode: header + copy of trailing bytes", encode),
+                            ("timestamp: NTP -> Unix ns -> NTP", timestamps)] {
+        let nanosecondsPerOperation = Double(result.nanoseconds) / Double(operations)
+        let allocationsPerOperation = Double(result.allocations) / Double(operations)
+        print("\(pad(label, 42)) \(padLeft(format(nanosecondsPerOperation, decimals: 1), 7))   \(padLeft(format(allocationsPerOperation, decimals: 6), 19))   (\(result.allocations))")
+        if result.allocations != 0 { allZero = false }
+        if result.sink == 0x5EED { print("") }  // keeps the work observable
+    }
+    if !allZero {
+        printError("ntpbench codec: a hot path allocated; see the table above")
+        return 1
+    }
+    return 0
+}
+
+/// Packets stored back to back in one allocation made before any measurement.
+private struct CodecCorpus {
+    let bytes: UnsafeMutableRawBufferPointer
+    let ranges: [Range<Int>]
+
+    init(packets: [[UInt8]]) {
+        bytes = .allocate(byteCount: packets.reduce(0) { $0 + $1.count }, alignment: 16)
+        var offset = 0
+        var ranges: [Range<Int>] = []
+        for packet in packets {
+            for (i, byte) in packet.enumerated() { bytes[offset + i] = byte }
+            ranges.append(offset..<(offset + packet.count))
+            offset += packet.count
+        }
+        self.ranges = ranges
+    }
+
+    func parseAll() -> [NTPParsedPacket]? {
+        var parsed: [NTPParsedPacket] = []
+        for range in ranges {
+            guard let packet = try? NTPParsedPacket(parsing: UnsafeRawBufferPointer(rebasing: bytes[range])) else { return nil }
+            parsed.append(packet)
+        }
+        return parsed
+    }
+
+    func deallocate() { bytes.deallocate() }
+}
+
+private struct Measurement {
+    var nanoseconds: Int64
+    var allocations: UInt64
+    var sink: UInt64
+}
+
+/// Runs `body` `operations` times after a short warm-up; reads the clock and the malloc
+/// counter only outside the loop.
+private func measure(_ operations: Int, _ body: (Int, inout UInt64) -> Void) -> Measurement {
+    var sink: UInt64 = 0
+    for i in 0..<Swift.min(operations, 100_000) { body(i, &sink) }
+    let allocationsBefore = stratum_malloc_count()
+    let start = monotonicNanoseconds()
+    for i in 0..<operations { body(i, &sink) }
+    let end = monotonicNanoseconds()
+    let allocationsAfter = stratum_malloc_count()
+    return Measurement(nanoseconds: end - start, allocations: allocationsAfter - allocationsBefore, sink: sink)
+}
+
+/// Proves the counter sees allocations (so a "0" below is real): allocates through Swift's
+/// runtime, exactly as a careless hot path would. Returns how many it counted, nil if none.
+private func mallocCounterSelfCheck() -> UInt64? {
+    let before = stratum_malloc_count()
+    let array = makeArray(count: 1000)
+    let after = stratum_malloc_count()
+    guard array.count == 1000, after > before else { return nil }
+    return after - before
+}
+
+@inline(never)
+private func makeArray(count: Int) -> [Int] {
+    var array = [Int](repeating: 0, count: count)
+    array[count / 2] = count
+    return array
+}
+
+private func monotonicNanoseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+}
+
+/// Reads the vectors file: the explicit path, or shared/vectors found relative to the working
+/// directory or to this source file.
+private func readVectorsFile(explicitPath: String?) -> (String, String)? {
+    let sourceDirectory = String(#filePath.prefix(upTo: #filePath.lastIndex(of: "/") ?? #filePath.endIndex))
+    let candidates = explicitPath.map { [$0] } ?? [
+        "../shared/vectors/real-implementations.json",
+        "shared/vectors/real-implementations.json",
+        sourceDirectory + "/../../../shared/vectors/real-implementations.json",
+    ]
+    for path in candidates {
+        guard let file = fopen(path, "rb") else { continue }
+        defer { fclose(file) }
+        var contents: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = fread(&chunk, 1, chunk.count, file)
+            if count <= 0 { break }
+            contents.append(contentsOf: chunk[0..<count])
+        }
+        return (path, String(decoding: contents, as: UTF8.self))
+    }
+    return nil
+}
+
+/// The values of every `"hex": "..."` member, in order (enough JSON for this one file).
+private func hexFields(in text: String) -> [String] {
+    let bytes = Array(text.utf8)
+    let key = Array("\"hex\"".utf8)
+    let quote = UInt8(ascii: "\"")
+    var result: [String] = []
+    var i = 0
+    while i + key.count <= bytes.count {
+        guard bytes[i..<(i + key.count)].elementsEqual(key) else { i += 1; continue }
+        i += key.count
+        while i < bytes.count && bytes[i] != quote { i += 1 }  // skip ": "
+        let start = i + 1
+        var end = start
+        while end < bytes.count && bytes[end] != quote { end += 1 }
+        guard end < bytes.count else { break }
+        result.append(String(decoding: bytes[start..<end], as: UTF8.self))
+        i = end + 1
+    }
+    return result
+}
+
+private func decodeHex(_ hex: String) -> [UInt8]? {
+    let digits = Array(hex.utf8)
+    guard digits.count % 2 == 0 else { return nil }
+    func value(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: return c - 0x30
+        case 0x61...0x66: return c - 0x57
+        case 0x41...0x46: return c - 0x37
+        default: return nil
+        }
+    }
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(digits.count / 2)
+    var i = 0
+    while i < digits.count {
+        guard let high = value(digits[i]), let low = value(digits[i + 1]) else { return nil }
+        bytes.append(high << 4 | low)
+        i += 2
+    }
+    return bytes
+}
+
+private func format(_ value: Double, decimals: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<decimals { scale *= 10 }
+    let scaled = Int64((value * scale).rounded())
+    let whole = scaled / Int64(scale)
+    let fraction = scaled % Int64(scale)
+    guard decimals > 0 else { return "\(whole)" }
+    let fractionText = String(fraction)
+    return "\(whole)." + String(repeating: "0", count: decimals - fractionText.count) + fractionText
+}
+
+private func pad(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+}
+
+private func padLeft(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
+}

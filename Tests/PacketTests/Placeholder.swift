@@ -1,5 +1,0 @@
-import XCTest
-
-final class PacketTestsPlaceholder: XCTestCase {
-    func testPlaceholder() { XCTAssertTrue(true) }
-}
