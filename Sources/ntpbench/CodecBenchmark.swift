@@ -58,15 +58,15 @@ func runCodecBenchmark(_ arguments: [String]) -> Int32 {
     let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
     defer { output.deallocate() }
 
-    let decode = measure(operations) { i, sink in
-        let range = corpus.ranges[i % corpus.ranges.count]
+    let decode = measure(operations, packetCount: corpus.ranges.count) { which, sink in
+        let range = corpus.ranges[which]
         do throws(NTPPacketError) {
             let packet = try NTPParsedPacket(parsing: UnsafeRawBufferPointer(rebasing: corpus.bytes[range]))
             sink &+= packet.header.transmitTimestamp.rawValue &+ UInt64(packet.extensionFieldCount)
         } catch { sink &+= 1 }
     }
-    let walk = measure(operations) { i, sink in
-        let range = corpus.ranges[i % corpus.ranges.count]
+    let walk = measure(operations, packetCount: corpus.ranges.count) { which, sink in
+        let range = corpus.ranges[which]
         let bytes = UnsafeRawBufferPointer(rebasing: corpus.bytes[range])
         do throws(NTPPacketError) {
             let packet = try NTPParsedPacket(parsing: bytes)
@@ -75,19 +75,19 @@ func runCodecBenchmark(_ arguments: [String]) -> Int32 {
             sink &+= UInt64(packet.mac?.keyID ?? 0)
         } catch { sink &+= 1 }
     }
-    let encode = measure(operations) { i, sink in
-        let which = i % corpus.ranges.count
+    let encode = measure(operations, packetCount: corpus.ranges.count) { which, sink in
         let packet = parsed[which]
-        let trailing = UnsafeRawBufferPointer(rebasing: corpus.bytes[corpus.ranges[which]][packet.trailingBytes.lowerBound + corpus.ranges[which].lowerBound ..< corpus.ranges[which].upperBound])
+        let range = corpus.ranges[which]
+        let trailing = UnsafeRawBufferPointer(rebasing: corpus.bytes[(range.lowerBound + packet.trailingBytes.lowerBound)..<range.upperBound])
         do throws(NTPPacketError) {
             let written = try packet.header.encode(into: output, appending: trailing)
             sink &+= UInt64(written) &+ UInt64(output[written - 1])
         } catch { sink &+= 1 }
     }
-    let timestamps = measure(operations) { i, sink in
-        let stamp = parsed[i % parsed.count].header.transmitTimestamp
+    let timestamps = measure(operations, packetCount: corpus.ranges.count) { which, sink in
+        let stamp = parsed[which].header.transmitTimestamp
         let unix = stamp.unixNanoseconds(nearestTo: 1_795_286_605_000_000_000)
-        sink &+= NTPTimestamp(unixNanoseconds: unix &+ Int64(i)).rawValue
+        sink &+= NTPTimestamp(unixNanoseconds: unix &+ Int64(sink & 0xFFFF)).rawValue
     }
 
     print("ntpbench codec: NTPPacket over \(corpus.ranges.count) real packets (\(corpus.bytes.count) bytes) from \(path)")
@@ -150,12 +150,22 @@ private struct Measurement {
 
 /// Runs `body` `operations` times after a short warm-up; reads the clock and the malloc
 /// counter only outside the loop.
-private func measure(_ operations: Int, _ body: (Int, inout UInt64) -> Void) -> Measurement {
+/// `body` gets the packet index to use (cycling through `packetCount` without a division).
+private func measure(_ operations: Int, packetCount: Int, _ body: (Int, inout UInt64) -> Void) -> Measurement {
     var sink: UInt64 = 0
-    for i in 0..<Swift.min(operations, 100_000) { body(i, &sink) }
+    var which = 0
+    for _ in 0..<Swift.min(operations, 100_000) {
+        body(which, &sink)
+        which += 1
+        if which == packetCount { which = 0 }
+    }
     let allocationsBefore = stratum_malloc_count()
     let start = monotonicNanoseconds()
-    for i in 0..<operations { body(i, &sink) }
+    for _ in 0..<operations {
+        body(which, &sink)
+        which += 1
+        if which == packetCount { which = 0 }
+    }
     let end = monotonicNanoseconds()
     let allocationsAfter = stratum_malloc_count()
     return Measurement(nanoseconds: end - start, allocations: allocationsAfter - allocationsBefore, sink: sink)
