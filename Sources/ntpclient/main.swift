@@ -1,1 +1,207 @@
-print("not yet built")
+#if canImport(Glibc)
+import Glibc
+#endif
+import FeedforwardClock
+import KernelStamps
+import NTPClient
+import NTPPacket
+import ToolSupport
+
+// ntpclient: the feedforward-clock client. Options and output only; the logic is NTPClient.
+
+let tool = ToolDescription(
+    name: "ntpclient",
+    synopsis: [
+        "ntpclient [--poll SECONDS] [--count N] [--json] [--publish PATH] HOST[:PORT]",
+        "ntpclient --once [--json] HOST[:PORT]",
+        "ntpclient now --from PATH [--count N] [--json]",
+    ],
+    summary: """
+    Polls an NTP server and runs a feedforward clock (RADclock-style) on CLOCK_MONOTONIC_RAW
+    with kernel TX/RX timestamps. Prints one line per exchange. Never changes the system clock;
+    runs unprivileged. HOST may be a name (resolved once) or an address; the port defaults to 123.
+    """,
+    options: [
+        .value("poll", "SECONDS", "Seconds between exchanges after the start-up burst of 8 exchanges\n2 s apart (default 16; 1 to 131072). A RATE kiss doubles it."),
+        .value("count", "N", "Stop after N exchanges: exit 0 if the clock is synchronised, 1 otherwise.\nWith 'now': print N readings (default 1)."),
+        .flag("json", "JSON lines instead of text; units are in the key names."),
+        .value("publish", "PATH", "After every update write the clock parameters to PATH (memory-mapped,\nsequence-locked) for 'ntpclient now --from PATH' and PublishedClockReader."),
+        .flag("once", "SNTP mode, like ntpdig: 4 exchanges 0.5 s apart, print the offset and delay\nof the best one with an error bound; exit 1 if no valid answer came."),
+        .value("from", "PATH", "With 'now': the file written by --publish."),
+    ],
+    footer: """
+    Columns and signs (text and JSON):
+      rtt, minrtt         round-trip time of this exchange, and the filter's minimum RTT
+      naive, theta        θ_j and θ̂: the uncorrected clock minus the server (positive: ahead)
+      perr                statistical error of the period estimate, PPM
+      err, maxerr         error estimate, and the hard bound on |feedforward clock − server|
+      sysoff              CLOCK_REALTIME − feedforward clock, read together at the update
+                          (positive: the system clock is ahead; chronyd -Q's "wrong by")
+      status              filter status words (unsync, warmup, starving, ...), then
+                          user-tx-stamp/user-rx-stamp when a kernel stamp was missing
+    --once prints the offset as server − system clock (ntpdig's sign: positive means the
+    system clock is behind) and the round-trip delay, with an error bound.
+    Exit status: 0 success, 1 runtime failure, 2 usage error.
+    """)
+
+let options = parseCommandLineOrExit(tool, arguments: Array(CommandLine.arguments.dropFirst()))
+let json = options.has("json")
+
+func fail(_ message: String) -> Never { exitWithFailure(tool.name, message) }
+func usage(_ message: String) -> Never { exitWithUsageError(tool.name, message) }
+
+func render(_ fields: [(key: String, value: ExchangeReport.Value)]) -> String {
+    var object = JSONObject()
+    for (key, value) in fields {
+        switch value {
+        case .integer(let number): object.add(key, number)
+        case .number(let number): object.add(key, number)
+        case .text(let text): object.add(key, text)
+        case .words(let words): object.add(key, strings: words)
+        case .null: object.addNull(key)
+        }
+    }
+    return object.text
+}
+
+func resolveServer(_ text: String) -> SocketAddress {
+    do {
+        return try SocketAddress.resolve(text, defaultPort: 123)
+    } catch {
+        usage("\(error)")
+    }
+}
+
+func freshnessWord(_ freshness: ClockFreshness) -> String {
+    switch freshness {
+    case .fresh: return "fresh"
+    case .stale: return "stale"
+    case .unusable: return "unusable"
+    }
+}
+
+// MARK: now --from PATH
+
+func runNow() -> Never {
+    guard let path = options.string("from") else { usage("'now' needs --from PATH (the file written by --publish)") }
+    let count: Int
+    do { count = try options.integer("count", default: 1, in: 1...10_000_000) } catch { usage(error.message) }
+    let reader: PublishedClockReader
+    do { reader = try PublishedClockReader(path: path) } catch { fail("\(error)") }
+    var unusable = false
+    for _ in 0..<count {
+        let now: PublishedTime
+        do { now = try reader.read() } catch { fail("\(error)") }
+        let words = ClockStatus.names.filter { now.status.contains($0.0) }.map { $0.1 }
+        unusable = now.freshness == .unusable
+        if json {
+            let p = now.parameters
+            printLine(render([
+                ("time", .text(UTCTimeText.iso8601(unixNanoseconds: now.unixNanoseconds))),
+                ("timeUnixNanoseconds", .integer(now.unixNanoseconds)),
+                ("maxErrorNanoseconds", .number(now.maxErrorNanoseconds)),
+                ("freshness", .text(freshnessWord(now.freshness))),
+                ("status", .words(words)),
+                ("counterNanoseconds", .integer(now.counter)),
+                ("counterOriginNanoseconds", .integer(p.counterOrigin)),
+                ("timeAtOriginNanoseconds", .integer(p.timeAtOriginNanoseconds)),
+                ("periodSecondsPerTick", .number(p.period)),
+                ("publishedMaxErrorNanoseconds", .number(p.maxErrorNanoseconds)),
+                ("lastStampCounterNanoseconds", .integer(p.lastStampCounter)),
+                ("stampCount", .integer(p.stampCount)),
+                ("retries", .integer(Int64(now.retries))),
+            ]))
+        } else if now.freshness == .unusable {
+            printLine("no usable time: \(now.parameters.status.contains(.noEstimate) ? "the publisher has no estimate yet" : "the parameters are over 1024 s overdue") (status \(words.joined(separator: ",")))")
+        } else {
+            printLine("\(UTCTimeText.iso8601(unixNanoseconds: now.unixNanoseconds)) ± \(formatFixed(now.maxErrorNanoseconds / 1000, decimals: 3)) µs \(freshnessWord(now.freshness)) \(words.isEmpty ? "ok" : words.joined(separator: ","))")
+        }
+    }
+    exit(unusable ? ExitStatus.failure.rawValue : ExitStatus.success.rawValue)
+}
+
+// MARK: --once
+
+func runOnce(_ serverText: String) -> Never {
+    let server = resolveServer(serverText)
+    let result: SNTPResult?
+    do {
+        let exchanger = try Exchanger()
+        result = try exchanger.sntp(server: server) { message in printError(tool.name, message) }
+    } catch {
+        fail("\(error)")
+    }
+    guard let result else {
+        fail("no valid answer from \(server) in 4 tries: is an NTP server running there (and reachable on UDP)?")
+    }
+    let now = realtimeNanoseconds()
+    if json {
+        printLine(render([
+            ("time", .text(UTCTimeText.iso8601(unixNanoseconds: now))),
+            ("server", .text("\(server)")),
+            ("offsetNanoseconds", .integer(result.offsetNanoseconds)),
+            ("delayNanoseconds", .integer(result.delayNanoseconds)),
+            ("errorBoundNanoseconds", .integer(result.errorBoundNanoseconds)),
+            ("stratum", .integer(Int64(result.stratum))),
+            ("leap", .integer(Int64(result.leap.rawValue))),
+            ("answers", .integer(Int64(result.answers))),
+            ("attempts", .integer(Int64(result.attempts))),
+        ]))
+    } else {
+        let sign = result.offsetNanoseconds >= 0 ? "+" : ""
+        printLine("\(UTCTimeText.iso8601(unixNanoseconds: now)) \(sign)\(formatFixed(Double(result.offsetNanoseconds) / 1e9, decimals: 9)) +/- \(formatFixed(Double(result.errorBoundNanoseconds) / 1e9, decimals: 9)) s delay \(formatFixed(Double(result.delayNanoseconds) / 1e9, decimals: 9)) s \(server) s\(result.stratum) (\(result.answers)/\(result.attempts) answers; offset = server − system clock)")
+    }
+    exit(ExitStatus.success.rawValue)
+}
+
+// MARK: polling
+
+func runPolling(_ serverText: String) -> Never {
+    let server = resolveServer(serverText)
+    let poll: Double
+    let count: Int?
+    do {
+        poll = try options.decimal("poll", default: 16, in: 1...PollSchedule.maximumPollSeconds)
+        count = options.has("count") ? try options.integer("count", default: 1, in: 1...Int(Int32.max)) : nil
+    } catch {
+        usage(error.message)
+    }
+    let runner: ClientRunner
+    do {
+        runner = try ClientRunner(server: server, pollSeconds: poll, publishPath: options.string("publish"))
+    } catch {
+        fail("\(error)")
+    }
+    if !json { printLine(ExchangeReport.textHeader) }
+    do {
+        try runner.run(count: count, report: { report in
+            printLine(json ? render(report.fields) : report.textLine)
+        }, log: { message in printError(tool.name, message) })
+    } catch {
+        fail("\(error)")
+    }
+    let counters = runner.counters
+    if runner.isSynchronised {
+        printError(tool.name, "done: clock synchronised; refused/missed: \(counters.summary)")
+        exit(ExitStatus.success.rawValue)
+    }
+    fail("the clock did not synchronise in \(count ?? 0) exchanges (refused/missed: \(counters.summary)); try more exchanges or check the server")
+}
+
+let positionals = options.positionals
+if positionals.first == "now" {
+    if positionals.count > 1 { usage("'now' takes no host: ntpclient now --from PATH") }
+    runNow()
+}
+if options.has("from") { usage("--from goes with 'now': ntpclient now --from PATH") }
+guard positionals.count == 1 else {
+    usage(positionals.isEmpty ? "give the server: ntpclient HOST[:PORT] (see 'ntpclient --help')"
+                              : "one server only, got \(positionals.count): \(positionals.joined(separator: " "))")
+}
+if options.has("once") {
+    if options.has("poll") || options.has("count") || options.has("publish") {
+        usage("--once takes no --poll, --count or --publish")
+    }
+    runOnce(positionals[0])
+}
+runPolling(positionals[0])

@@ -1,0 +1,190 @@
+import FeedforwardClock
+import KernelStamps
+import NTPPacket
+
+/// The system clock and the raw counter read together (feedforward-spec §1): raw, realtime,
+/// raw, keeping the tightest of a few tries; the realtime read is paired with the middle of
+/// its raw bracket.
+public struct SystemClockReading: Sendable, Equatable {
+    public var rawNanoseconds: Int64
+    public var realtimeNanoseconds: Int64
+    public var bracketWidthNanoseconds: Int64
+
+    public static func read(tries: Int = 3) -> SystemClockReading {
+        var best = SystemClockReading(rawNanoseconds: 0, realtimeNanoseconds: 0, bracketWidthNanoseconds: .max)
+        for _ in 0..<max(1, tries) {
+            let before = monotonicRawNanoseconds()
+            let realtime = KernelStamps.realtimeNanoseconds()
+            let after = monotonicRawNanoseconds()
+            let width = after &- before
+            if width < best.bracketWidthNanoseconds {
+                best = SystemClockReading(rawNanoseconds: before &+ width / 2, realtimeNanoseconds: realtime,
+                                          bracketWidthNanoseconds: width)
+            }
+        }
+        return best
+    }
+
+    /// CLOCK_REALTIME − Ca at this reading, ns (positive: the system clock is ahead).
+    public func systemClockOffset(from parameters: ClockParameters) -> Double {
+        let ca = parameters.absoluteTimeParts(atCounter: rawNanoseconds)
+        return Double(realtimeNanoseconds &- ca.nanoseconds) - ca.fraction
+    }
+}
+
+/// The polling loop of `ntpclient HOST`: exchanges on the `PollSchedule`, the filter, the
+/// published parameters, and one `ExchangeReport` per exchange.
+public final class ClientRunner {
+    public let server: SocketAddress
+    public private(set) var schedule: PollSchedule
+    public private(set) var clock: FeedforwardClock
+    public private(set) var counters = ClientCounters()
+    private let exchanger: Exchanger
+    private let publisher: PublishedClockWriter?
+
+    /// `pollSeconds` sizes the filter's windows (§3) and spaces the exchanges after the burst.
+    public init(server: SocketAddress, pollSeconds: Double, publishPath: String? = nil,
+                configuration: FeedforwardConfiguration? = nil) throws(NTPClientError) {
+        self.server = server
+        schedule = PollSchedule(pollSeconds: pollSeconds)
+        var filterConfiguration = configuration ?? FeedforwardConfiguration()
+        filterConfiguration.pollPeriodSeconds = pollSeconds
+        clock = FeedforwardClock(configuration: filterConfiguration)
+        exchanger = try Exchanger()
+        publisher = try publishPath.map { (path) throws(NTPClientError) in try PublishedClockWriter(path: path) }
+    }
+
+    /// Runs `count` exchanges (forever when nil), calling `report` after each and `log` once
+    /// per kind of rejection. Returns normally after `count`; throws when the server refuses
+    /// us (DENY/RSTR) or a socket fails.
+    public func run(count: Int?, report: (ExchangeReport) -> Void, log: (String) -> Void) throws(NTPClientError) {
+        var index = 0
+        var nextSend = monotonicRawNanoseconds()
+        while count.map({ index < $0 }) ?? true {
+            let wait = nextSend &- monotonicRawNanoseconds()
+            if wait > 0 { exchanger.sleep(nanoseconds: wait) }
+            let timeout = Int64(schedule.timeoutSeconds(after: index) * 1e9)
+            let outcome = try exchanger.exchange(with: server, timeoutNanoseconds: timeout) { rejection in
+                if counters.record(rejection) { log(rejection.description) }
+            }
+            var result = makeReport(for: outcome, index: index, log: log)
+            if case .kiss(let code, .stopPolling) = outcome {
+                report(result)
+                throw .refused(server: server, code: code.asciiCode ?? String(code.rawValue, radix: 16))
+            }
+            if case .kiss(_, .reducePollRate) = outcome { schedule.reducePollRate() }
+            result.pollSeconds = schedule.secondsToNextExchange(after: index)
+            report(result)
+            nextSend = nextSend &+ Int64(result.pollSeconds * 1e9)
+            index += 1
+        }
+    }
+
+    private func makeReport(for outcome: ExchangeOutcome, index: Int, log: (String) -> Void) -> ExchangeReport {
+        var reportOutcome: ExchangeReport.Outcome
+        var rtt: Double? = nil
+        var naive: Double? = nil
+        var userTransmit = false, userReceive = false
+        var stratum: UInt8 = 0
+        switch outcome {
+        case .timedOut:
+            counters.recordTimeout()
+            reportOutcome = .timedOut
+        case .kiss:
+            reportOutcome = .kiss
+        case .unusable:
+            reportOutcome = .unusableAnswer
+        case .answered(let result):
+            userTransmit = result.userSpaceTransmitStamp
+            userReceive = result.userSpaceReceiveStamp
+            counters.recordUserSpaceStamps(transmit: userTransmit, receive: userReceive)
+            stratum = result.response.header.stratum
+            let stamp = result.stamp
+            rtt = Double(stamp.roundTripTicks) * clock.parameters.period * 1e9
+            switch clock.process(stamp, nextExchangeInSeconds: schedule.secondsToNextExchange(after: index)) {
+            case .accepted:
+                reportOutcome = .accepted
+                rtt = clock.parameters.lastRTTNanoseconds
+                naive = clock.parameters.naiveOffsetNanoseconds
+                publisher?.publish(clock.parameters)
+            case .rejected(let reason):
+                reportOutcome = .filterRejected
+                if counters.record(reason) { log("stamp refused by the filter: \(reason)") }
+            }
+        }
+        let reading = SystemClockReading.read()
+        let parameters = clock.parameters
+        let hasEstimate = !parameters.status.contains(.noEstimate)
+        return ExchangeReport(
+            exchange: index, outcome: reportOutcome, localTimeUnixNanoseconds: reading.realtimeNanoseconds,
+            rttNanoseconds: rtt, naiveOffsetNanoseconds: naive, parameters: parameters,
+            maxErrorNanoseconds: parameters.maxError(atCounter: reading.rawNanoseconds),
+            status: parameters.status(atCounter: reading.rawNanoseconds),
+            systemClockOffsetNanoseconds: hasEstimate ? reading.systemClockOffset(from: parameters) : nil,
+            userSpaceTransmitStamp: userTransmit, userSpaceReceiveStamp: userReceive,
+            stratum: stratum, pollSeconds: schedule.pollSeconds)
+    }
+
+    /// True when the last published parameters say the clock is synchronised.
+    public var isSynchronised: Bool {
+        !clock.parameters.status.contains(.unsynchronised) && !clock.parameters.status.contains(.noEstimate)
+    }
+}
+
+/// SNTP mode (`ntpclient --once`, like ntpdig): a few exchanges, the one with the smallest
+/// delay wins (RFC 4330 §5's single-sample arithmetic, best of a few as chronyd -Q does).
+public struct SNTPResult: Sendable, Equatable {
+    /// Server minus system clock (positive: the system clock is behind), ns.
+    public var offsetNanoseconds: Int64
+    public var delayNanoseconds: Int64
+    /// Hard bound on the offset's error: delay/2 + the server's root delay/2 + root dispersion.
+    public var errorBoundNanoseconds: Int64
+    public var stratum: UInt8
+    public var leap: NTPLeapIndicator
+    public var referenceID: NTPReferenceID
+    public var answers: Int
+    public var attempts: Int
+
+    /// Picks the best of `results` (smallest delay); nil when there are none.
+    public init?(results: [ExchangeResult], attempts: Int) {
+        guard let best = results.min(by: { $0.systemClockExchange.delayNanoseconds < $1.systemClockExchange.delayNanoseconds })
+        else { return nil }
+        let (offset, delay) = best.systemClockExchange
+        let header = best.response.header
+        offsetNanoseconds = offset
+        delayNanoseconds = delay
+        errorBoundNanoseconds = max(0, delay) / 2 + header.rootDelay.nanoseconds / 2 + header.rootDispersion.nanoseconds
+        stratum = header.stratum
+        leap = header.leapIndicator
+        referenceID = header.referenceID
+        answers = results.count
+        self.attempts = attempts
+    }
+}
+
+extension Exchanger {
+    /// `attempts` exchanges `intervalNanoseconds` apart; stops early on a kiss.
+    public func sntp(server: SocketAddress, attempts: Int = 4, intervalNanoseconds: Int64 = 500_000_000,
+                     timeoutNanoseconds: Int64 = 1_000_000_000,
+                     log: (String) -> Void) throws(NTPClientError) -> SNTPResult? {
+        var results: [ExchangeResult] = []
+        var counters = ClientCounters()
+        for attempt in 0..<attempts {
+            if attempt > 0 { sleep(nanoseconds: intervalNanoseconds) }
+            let outcome = try exchange(with: server, timeoutNanoseconds: timeoutNanoseconds) { rejection in
+                if counters.record(rejection) { log(rejection.description) }
+            }
+            switch outcome {
+            case .answered(let result): results.append(result)
+            case .unusable: break   // already logged once by the rejection handler
+            case .timedOut: log("no answer from \(server) within \(timeoutNanoseconds / 1_000_000) ms")
+            case .kiss(let code, let action):
+                if action == .stopPolling {
+                    throw .refused(server: server, code: code.asciiCode ?? String(code.rawValue, radix: 16))
+                }
+                if action == .reducePollRate { return SNTPResult(results: results, attempts: attempt + 1) }
+            }
+        }
+        return SNTPResult(results: results, attempts: attempts)
+    }
+}

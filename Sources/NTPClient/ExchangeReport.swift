@@ -1,0 +1,160 @@
+import FeedforwardClock
+import NTPPacket
+
+/// What happened to one exchange and the clock right after it: the data of one output line.
+/// Pure value; the text and JSON renderings below are the one place their layout is defined.
+///
+/// Sign conventions (stated in `ntpclient --help`):
+/// - naive offset θ_j and θ̂: the uncorrected clock C minus the server (positive: C ahead);
+/// - system clock offset: CLOCK_REALTIME − Ca (positive: the system clock is ahead of the
+///   feedforward clock, i.e. what chronyd -Q calls "system clock wrong by", with its sign).
+public struct ExchangeReport: Sendable, Equatable {
+    public enum Outcome: String, Sendable {
+        /// The filter used the stamp.
+        case accepted
+        /// A valid response the filter refused (feedforward-spec §2).
+        case filterRejected = "filter-rejected"
+        /// No valid response before the timeout: the clock runs on, its bound grows.
+        case timedOut = "timeout"
+        /// A kiss-o'-death answered the request.
+        case kiss
+        /// A genuine answer that cannot be used (unsynchronised server, zero/reversed stamps).
+        case unusableAnswer = "unusable-answer"
+    }
+
+    /// 0-based number of the exchange (every attempt counts).
+    public var exchange: Int
+    public var outcome: Outcome
+    /// CLOCK_REALTIME when the line was made (Unix ns).
+    public var localTimeUnixNanoseconds: Int64
+    /// This exchange's RTT (nil without a response).
+    public var rttNanoseconds: Double?
+    /// θ_j of this exchange under the published parameters (nil without a response).
+    public var naiveOffsetNanoseconds: Double?
+    /// The clock after the exchange.
+    public var parameters: ClockParameters
+    /// maxError aged to the moment of the report (§8.2).
+    public var maxErrorNanoseconds: Double
+    /// Status at the moment of the report (includes `starving` while it lasts).
+    public var status: ClockStatus
+    /// CLOCK_REALTIME − Ca, read together at the report (nil while Ca has no estimate).
+    public var systemClockOffsetNanoseconds: Double?
+    /// The kernel gave no TX / RX stamp and a user-space clock read stood in.
+    public var userSpaceTransmitStamp: Bool
+    public var userSpaceReceiveStamp: Bool
+    /// The server's stratum (0 without a response).
+    public var stratum: UInt8
+    /// Seconds until the next exchange.
+    public var pollSeconds: Double
+
+    public init(exchange: Int, outcome: Outcome, localTimeUnixNanoseconds: Int64, rttNanoseconds: Double?,
+                naiveOffsetNanoseconds: Double?, parameters: ClockParameters, maxErrorNanoseconds: Double,
+                status: ClockStatus, systemClockOffsetNanoseconds: Double?, userSpaceTransmitStamp: Bool,
+                userSpaceReceiveStamp: Bool, stratum: UInt8, pollSeconds: Double) {
+        self.exchange = exchange
+        self.outcome = outcome
+        self.localTimeUnixNanoseconds = localTimeUnixNanoseconds
+        self.rttNanoseconds = rttNanoseconds
+        self.naiveOffsetNanoseconds = naiveOffsetNanoseconds
+        self.parameters = parameters
+        self.maxErrorNanoseconds = maxErrorNanoseconds
+        self.status = status
+        self.systemClockOffsetNanoseconds = systemClockOffsetNanoseconds
+        self.userSpaceTransmitStamp = userSpaceTransmitStamp
+        self.userSpaceReceiveStamp = userSpaceReceiveStamp
+        self.stratum = stratum
+        self.pollSeconds = pollSeconds
+    }
+
+    /// Status words: the filter's (ClockStatus.names), then the stamp fallbacks and outcome.
+    public var statusWords: [String] {
+        var words = ClockStatus.names.filter { status.contains($0.0) }.map { $0.1 }
+        if userSpaceTransmitStamp { words.append("user-tx-stamp") }
+        if userSpaceReceiveStamp { words.append("user-rx-stamp") }
+        if outcome != .accepted { words.append(outcome.rawValue) }
+        return words
+    }
+
+    /// A value of one field, for the JSON rendering.
+    public enum Value: Sendable, Equatable {
+        case integer(Int64)
+        case number(Double)
+        case text(String)
+        case words([String])
+        case null
+    }
+
+    /// The JSON line's fields in order, with units in the key names (house rule).
+    public var fields: [(key: String, value: Value)] {
+        func optional(_ value: Double?) -> Value { value.map { .number($0) } ?? .null }
+        let hasEstimate = !parameters.status.contains(.noEstimate)
+        return [
+            ("exchange", .integer(Int64(exchange))),
+            ("time", .text(UTCTimeText.iso8601(unixNanoseconds: localTimeUnixNanoseconds))),
+            ("timeUnixNanoseconds", .integer(localTimeUnixNanoseconds)),
+            ("outcome", .text(outcome.rawValue)),
+            ("stratum", .integer(Int64(stratum))),
+            ("rttNanoseconds", optional(rttNanoseconds)),
+            ("minimumRTTNanoseconds", hasEstimate ? .number(parameters.minimumRTTNanoseconds) : .null),
+            ("naiveOffsetNanoseconds", optional(naiveOffsetNanoseconds)),
+            ("offsetEstimateNanoseconds", hasEstimate ? .number(parameters.offsetNanoseconds) : .null),
+            ("periodPPM", .number(parameters.periodOffsetPPM)),
+            ("periodErrorPPM", .number(parameters.periodErrorPPM)),
+            ("errorEstimateNanoseconds", hasEstimate ? .number(parameters.errorEstimateNanoseconds) : .null),
+            ("maxErrorNanoseconds", hasEstimate ? .number(maxErrorNanoseconds) : .null),
+            ("systemClockOffsetNanoseconds", optional(systemClockOffsetNanoseconds)),
+            ("pollSeconds", .number(pollSeconds)),
+            ("stampCount", .integer(parameters.stampCount)),
+            ("status", .words(statusWords)),
+        ]
+    }
+
+    /// The text header: column names with units, and the sign conventions.
+    public static let textHeader =
+        "# time (UTC)                          rtt_us minrtt_us   naive_us   theta_us perr_ppm   err_us maxerr_us  sysoff_us  status\n"
+        + "# naive/theta: uncorrected clock − server; sysoff: CLOCK_REALTIME − feedforward clock (positive: system clock ahead)"
+
+    /// One text line, columns aligned under `textHeader`.
+    public var textLine: String {
+        let hasEstimate = !parameters.status.contains(.noEstimate)
+        let time = UTCTimeText.iso8601(unixNanoseconds: localTimeUnixNanoseconds)
+        var line = time
+        line += column(rttNanoseconds.map { $0 / 1000 }, width: 10, decimals: 3)
+        line += column(hasEstimate ? parameters.minimumRTTNanoseconds / 1000 : nil, width: 10, decimals: 3)
+        line += column(naiveOffsetNanoseconds.map { $0 / 1000 }, width: 11, decimals: 3)
+        line += column(hasEstimate ? parameters.offsetNanoseconds / 1000 : nil, width: 11, decimals: 3)
+        line += column(parameters.periodErrorPPM, width: 9, decimals: 3)
+        line += column(hasEstimate ? parameters.errorEstimateNanoseconds / 1000 : nil, width: 9, decimals: 3)
+        line += column(hasEstimate ? maxErrorNanoseconds / 1000 : nil, width: 10, decimals: 3)
+        line += column(systemClockOffsetNanoseconds.map { $0 / 1000 }, width: 11, decimals: 3)
+        let words = statusWords
+        line += "  " + (words.isEmpty ? "ok" : words.joined(separator: ","))
+        return line
+    }
+}
+
+/// Right-aligned fixed-point text of `value` in `width` columns ("-" when nil or not finite).
+func column(_ value: Double?, width: Int, decimals: Int) -> String {
+    let text = value.map { formatFixed($0, decimals: decimals) } ?? "-"
+    return String(repeating: " ", count: max(1, width - text.count)) + text
+}
+
+/// `value` with exactly `decimals` digits after the point, rounded half away from zero;
+/// "inf"/"nan" for non-finite values. No Foundation (house rule for library code).
+public func formatFixed(_ value: Double, decimals: Int) -> String {
+    guard value.isFinite else { return value.isNaN ? "nan" : (value < 0 ? "-inf" : "inf") }
+    var scale = 1.0
+    for _ in 0..<decimals { scale *= 10 }
+    let scaled = (abs(value) * scale).rounded()
+    guard scaled < 9e18 else { return value < 0 ? "-huge" : "huge" }
+    let whole = UInt64(scaled)
+    let unit = UInt64(scale)
+    let integerPart = whole / unit
+    let fractionPart = whole % unit
+    var text = (value < 0 && whole != 0 ? "-" : "") + String(integerPart)
+    if decimals > 0 {
+        let digits = String(fractionPart)
+        text += "." + String(repeating: "0", count: decimals - digits.count) + digits
+    }
+    return text
+}

@@ -1,0 +1,34 @@
+/// When to poll (feedforward-spec §8.4): a start-up burst of `burstCount` exchanges
+/// `burstInterval` apart (never slower than the poll itself), then every poll period.
+/// A RATE kiss doubles the poll period (RFC 5905 §7.4), up to `maximumPollSeconds`.
+public struct PollSchedule: Sendable, Equatable {
+    public private(set) var pollSeconds: Double
+    public private(set) var burstCount: Int
+    public let burstIntervalSeconds: Double
+    /// 2^17 s (36 h): RFC 5905's largest poll exponent.
+    public static let maximumPollSeconds: Double = 131_072
+
+    public init(pollSeconds: Double, burstCount: Int = 8, burstIntervalSeconds: Double = 2) {
+        self.pollSeconds = pollSeconds
+        self.burstCount = burstCount
+        self.burstIntervalSeconds = burstIntervalSeconds
+    }
+
+    /// Seconds from exchange number `index` (0-based, counting every attempt, answered or not)
+    /// to the next one. This is what the filter is told as `nextExchangeInSeconds`.
+    public func secondsToNextExchange(after index: Int) -> Double {
+        index + 1 < burstCount ? min(burstIntervalSeconds, pollSeconds) : pollSeconds
+    }
+
+    /// How long to wait for an answer: 1 s, but at most half the interval to the next exchange
+    /// so a lost packet never delays the schedule.
+    public func timeoutSeconds(after index: Int) -> Double {
+        min(1, secondsToNextExchange(after: index) / 2)
+    }
+
+    /// RATE kiss: poll half as often, and end any start-up burst at once.
+    public mutating func reducePollRate() {
+        burstCount = 0
+        pollSeconds = min(pollSeconds * 2, PollSchedule.maximumPollSeconds)
+    }
+}
