@@ -12,6 +12,7 @@ public struct LabEvent: Sendable, Equatable {
 /// TODO(lead): fill these from measured runs of the filter; nil means "not promised yet".
 public struct PromisedFigures: Sendable, Equatable {
     public var medianAbsErrorAtMostNanoseconds: Int64? = nil
+    public var iqrAbsErrorAtMostNanoseconds: Int64? = nil
     public var p99AbsErrorAtMostNanoseconds: Int64? = nil
     public var maxAbsErrorAtMostNanoseconds: Int64? = nil
     /// Share of samples whose |error| is inside the published maxError (goal 1.0).
@@ -40,6 +41,8 @@ public struct Scenario: Sendable, Equatable {
     public var events: [LabEvent]
     public var reference: ErrorReference
     public var promised: PromisedFigures
+    /// How this scenario's figures are computed (warm-up, event windows, recovery floor).
+    public var figureOptions = FigureOptions()
 
     public init(name: String, summary: String, source: String, configuration: SimulationConfiguration,
                 events: [LabEvent] = [], reference: ErrorReference = .truth, promised: PromisedFigures = PromisedFigures()) {

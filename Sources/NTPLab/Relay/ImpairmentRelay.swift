@@ -1,0 +1,279 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import KernelStamps
+import Synchronization
+
+/// What an impairment relay does (lab-scenarios.md, "live").
+public struct RelayConfiguration: Sendable {
+    /// Where clients send; port 0 picks a free one (read `ImpairmentRelay.listenAddress`).
+    public var listenAddress: SocketAddress = .loopbackIPv4(port: 0)
+    /// The server the relay forwards to.
+    public var upstreamAddress: SocketAddress
+    /// Delays, loss, level shifts and outages: forward applies to requests, backward to responses.
+    public var network: NetworkParameters
+    public var seed: UInt64 = 1
+    /// Applied to the server's timestamps in every response (identity: left alone).
+    public var transform: ServedTimeTransform = .identity
+    /// The scenario's time zero on CLOCK_MONOTONIC; nil: when `start()` is called. Give two
+    /// relays the same zero to put two clients through the same scenario instants.
+    public var startMonotonicNanoseconds: Int64? = nil
+    /// Packets held at once; more are dropped and counted as overflow.
+    public var queueCapacity: Int = 4096
+    /// Distinct client addresses served (each gets its own upstream socket).
+    public var maximumClients: Int = 256
+
+    public init(upstreamAddress: SocketAddress, network: NetworkParameters) {
+        self.upstreamAddress = upstreamAddress
+        self.network = network
+    }
+}
+
+/// What the relay has done so far.
+public struct RelayCounters: Sendable, Equatable {
+    public var requestsReceived = 0
+    public var requestsForwarded = 0
+    /// Lost by the model (loss or outage).
+    public var requestsDropped = 0
+    public var responsesReceived = 0
+    public var responsesForwarded = 0
+    public var responsesDropped = 0
+    /// Responses whose server timestamps were rewritten by the transform.
+    public var responsesRewritten = 0
+    /// Dropped because the queue was full, the client table was full, or a packet too long.
+    public var overflowDrops = 0
+    public var sendErrors = 0
+    public var clients = 0
+    /// Smallest and largest delay the model assigned (due − arrival), per direction, ns.
+    public var minimumRequestDelayNanoseconds: Int64 = .max
+    public var maximumRequestDelayNanoseconds: Int64 = 0
+    public var minimumResponseDelayNanoseconds: Int64 = .max
+    public var maximumResponseDelayNanoseconds: Int64 = 0
+    /// Largest lateness of a send after its due time: how well the relay kept the schedule.
+    public var maximumLatenessNanoseconds: Int64 = 0
+    public init() {}
+}
+
+/// A UDP proxy on loopback that applies a `NetworkModel` to real packets and can rewrite the
+/// time a server serves (issue 5: netem is not available here, so impairment is in user space).
+///
+/// - Each client source address gets its own upstream socket, so responses go back to the
+///   client that asked, and the server sees one peer per client.
+/// - A packet's arrival is its kernel RX stamp (SO_TIMESTAMPNS, CLOCK_REALTIME) moved into
+///   CLOCK_MONOTONIC, so the relay's own wake-up latency does not add to the delay; it is
+///   held in a `DelayQueue` until arrival + the model's delay and then sent. Scheduling is on
+///   CLOCK_MONOTONIC (never stepped). poll(2) only resolves milliseconds, so within 2 ms of a
+///   due time the loop sleeps in slices of at most 100 µs and polls without waiting.
+/// - The delay is added on top of loopback's own few µs per hop (two extra hops through
+///   the relay); the model's minimum is a floor, not an exact value.
+/// - Runs on its own thread from `start()` until `stop()`; `counters` may be read any time.
+public final class ImpairmentRelay: @unchecked Sendable {
+    public let configuration: RelayConfiguration
+    /// The bound listening address (the port resolved when 0 was asked for).
+    public let listenAddress: SocketAddress
+    /// The scenario's time zero on CLOCK_MONOTONIC, fixed by `start()`.
+    public private(set) var startMonotonicNanoseconds: Int64 = 0
+
+    private let listener: UDPSocket
+    private let wakeup: Wakeup
+    private let stopRequested = Atomic<Bool>(false)
+    private let published = Mutex(RelayCounters())
+    private var thread: pthread_t? = nil
+
+    // Relay-thread state: touched only by the relay thread between start() and stop().
+    private var queue: DelayQueue
+    private var delays: RelayDelays
+    private var local = RelayCounters()
+    private var clientIndex: [SocketAddress: Int] = [:]
+    private var clientAddresses: [SocketAddress] = []
+    private var upstreams: [UDPSocket] = []
+    private let pollDescriptors: UnsafeMutableBufferPointer<pollfd>
+    private let receiveBuffer: UnsafeMutableRawBufferPointer
+
+    public init(_ configuration: RelayConfiguration) throws(LabError) {
+        self.configuration = configuration
+        var options = UDPSocket.Options()
+        options.nonBlocking = true
+        options.receiveTimestamps = true
+        do {
+            listener = try UDPSocket(bindingTo: configuration.listenAddress, options: options)
+            listenAddress = try listener.localAddress()
+            wakeup = try Wakeup()
+        } catch {
+            throw LabError("relay: cannot listen on \(configuration.listenAddress)", error)
+        }
+        queue = DelayQueue(capacity: max(1, configuration.queueCapacity))
+        delays = RelayDelays(parameters: configuration.network, seed: configuration.seed, startMonotonicNanoseconds: 0)
+        pollDescriptors = .allocate(capacity: max(1, configuration.maximumClients) + 2)
+        receiveBuffer = .allocate(byteCount: 2048, alignment: 16)
+    }
+
+    deinit {
+        stop()
+        listener.close()
+        for socket in upstreams { socket.close() }
+        pollDescriptors.deallocate()
+        receiveBuffer.deallocate()
+    }
+
+    /// What the relay has done so far (updated once per loop pass).
+    public var counters: RelayCounters { published.withLock { $0 } }
+
+    /// Starts the relay thread. Call once.
+    public func start() throws(LabError) {
+        guard thread == nil else { return }
+        startMonotonicNanoseconds = configuration.startMonotonicNanoseconds ?? clockNanoseconds(.monotonic)
+        delays = RelayDelays(parameters: configuration.network, seed: configuration.seed,
+                             startMonotonicNanoseconds: startMonotonicNanoseconds)
+        var handle = pthread_t()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let result = pthread_create(&handle, nil, { argument in
+            let relay = Unmanaged<ImpairmentRelay>.fromOpaque(argument!).takeRetainedValue()
+            relay.runLoop()
+            return nil
+        }, context)
+        guard result == 0 else {
+            Unmanaged<ImpairmentRelay>.fromOpaque(context).release()
+            throw LabError("relay: cannot start its thread: \(String(cString: strerror(result)))")
+        }
+        thread = handle
+    }
+
+    /// Stops the relay thread and waits for it; held packets are discarded. Idempotent.
+    public func stop() {
+        guard let handle = thread else { return }
+        stopRequested.store(true, ordering: .releasing)
+        wakeup.signal()
+        pthread_join(handle, nil)
+        thread = nil
+    }
+
+    // MARK: - The relay thread
+
+    private func runLoop() {
+        while !stopRequested.load(ordering: .acquiring) {
+            sendDuePackets()
+            let now = clockNanoseconds(.monotonic)
+            var timeoutMilliseconds: Int32 = -1
+            var sliceNanoseconds: Int64 = 0
+            if let due = queue.nextDue {
+                let wait = due - now
+                if wait > 2_000_000 {
+                    timeoutMilliseconds = Int32(clamping: (wait - 1_000_000) / 1_000_000)
+                } else {
+                    timeoutMilliseconds = 0
+                    sliceNanoseconds = min(max(wait, 0), 100_000)
+                }
+            }
+            let ready = waitForPackets(timeoutMilliseconds: timeoutMilliseconds)
+            if ready == 0 && sliceNanoseconds > 0 {
+                var pause = timespec(tv_sec: 0, tv_nsec: Int(sliceNanoseconds))
+                _ = nanosleep(&pause, nil)
+            }
+            if ready > 0 { receivePackets() }
+            published.withLock { $0 = local }
+        }
+        published.withLock { $0 = local }
+    }
+
+    /// poll(2) over the wakeup, the listener and every upstream socket; returns how many are ready.
+    private func waitForPackets(timeoutMilliseconds: Int32) -> Int32 {
+        pollDescriptors[0] = pollfd(fd: wakeup.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        pollDescriptors[1] = pollfd(fd: listener.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        for (i, socket) in upstreams.enumerated() {
+            pollDescriptors[i + 2] = pollfd(fd: socket.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        }
+        let result = poll(pollDescriptors.baseAddress, nfds_t(upstreams.count + 2), timeoutMilliseconds)
+        return max(result, 0)
+    }
+
+    private func receivePackets() {
+        if pollDescriptors[1].revents != 0 {
+            while let datagram = try? listener.receive(into: receiveBuffer) {
+                local.requestsReceived += 1
+                guard let source = datagram.source, !datagram.truncated else { local.overflowDrops += 1; continue }
+                let arrival = arrivalMonotonic(datagram)
+                guard let client = clientSlot(for: source) else { local.overflowDrops += 1; continue }
+                guard let due = delays.requestDue(arrivalMonotonicNanoseconds: arrival) else {
+                    local.requestsDropped += 1
+                    continue
+                }
+                let delay = due - arrival
+                local.minimumRequestDelayNanoseconds = min(local.minimumRequestDelayNanoseconds, delay)
+                local.maximumRequestDelayNanoseconds = max(local.maximumRequestDelayNanoseconds, delay)
+                let bytes = UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<datagram.byteCount])
+                if !queue.enqueue(bytes, due: due, direction: .request, client: client) { local.overflowDrops += 1 }
+            }
+        }
+        for i in 0..<upstreams.count where pollDescriptors[i + 2].revents != 0 {
+            while let datagram = try? upstreams[i].receive(into: receiveBuffer) {
+                local.responsesReceived += 1
+                if datagram.truncated { local.overflowDrops += 1; continue }
+                let arrival = arrivalMonotonic(datagram)
+                guard let due = delays.responseDue(arrivalMonotonicNanoseconds: arrival) else {
+                    local.responsesDropped += 1
+                    continue
+                }
+                let delay = due - arrival
+                local.minimumResponseDelayNanoseconds = min(local.minimumResponseDelayNanoseconds, delay)
+                local.maximumResponseDelayNanoseconds = max(local.maximumResponseDelayNanoseconds, delay)
+                let packet = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<datagram.byteCount])
+                if !configuration.transform.isIdentity,
+                   ServedTimeRewriter.rewrite(packet, by: configuration.transform, pivotUnixNanoseconds: realtimeNanoseconds()) {
+                    local.responsesRewritten += 1
+                }
+                if !queue.enqueue(UnsafeRawBufferPointer(packet), due: due, direction: .response, client: i) {
+                    local.overflowDrops += 1
+                }
+            }
+        }
+        if pollDescriptors[0].revents != 0 { _ = wakeup.drain() }
+    }
+
+    private func sendDuePackets() {
+        while let packet = queue.popDue(now: clockNanoseconds(.monotonic)) {
+            let bytes = UnsafeRawBufferPointer(queue.bytes(packet.slot))
+            do {
+                switch packet.direction {
+                case .request:
+                    try upstreams[packet.client].send(bytes)
+                    local.requestsForwarded += 1
+                case .response:
+                    try listener.send(bytes, to: clientAddresses[packet.client])
+                    local.responsesForwarded += 1
+                }
+            } catch {
+                local.sendErrors += 1
+            }
+            local.maximumLatenessNanoseconds = max(local.maximumLatenessNanoseconds, clockNanoseconds(.monotonic) - packet.due)
+            queue.release(packet.slot)
+        }
+    }
+
+    /// The kernel RX stamp moved from CLOCK_REALTIME to CLOCK_MONOTONIC by reading both now.
+    private func arrivalMonotonic(_ datagram: ReceivedDatagram) -> Int64 {
+        let monotonicNow = clockNanoseconds(.monotonic)
+        guard let stamp = datagram.receiveRealtimeNanoseconds else { return monotonicNow }
+        let age = realtimeNanoseconds() - stamp
+        return monotonicNow - max(0, age)
+    }
+
+    /// The client's slot, opening its upstream socket the first time it is seen.
+    private func clientSlot(for source: SocketAddress) -> Int? {
+        if let index = clientIndex[source] { return index }
+        guard upstreams.count < configuration.maximumClients else { return nil }
+        var options = UDPSocket.Options()
+        options.nonBlocking = true
+        options.receiveTimestamps = true
+        let upstream = configuration.upstreamAddress
+        let local = upstream.family == .ipv4 ? SocketAddress.loopbackIPv4(port: 0) : SocketAddress.loopbackIPv6(port: 0)
+        guard let socket = try? UDPSocket(bindingTo: local, options: options) else { return nil }
+        do { try socket.connect(to: upstream) } catch { socket.close(); return nil }
+        let index = upstreams.count
+        upstreams.append(socket)
+        clientAddresses.append(source)
+        clientIndex[source] = index
+        self.local.clients = upstreams.count
+        return index
+    }
+}
