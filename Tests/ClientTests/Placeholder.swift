@@ -1,5 +1,0 @@
-import XCTest
-
-final class ClientTestsPlaceholder: XCTestCase {
-    func testPlaceholder() { XCTAssertTrue(true) }
-}
