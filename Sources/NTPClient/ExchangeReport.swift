@@ -109,24 +109,38 @@ public struct ExchangeReport: Sendable, Equatable {
         ]
     }
 
+    /// Column names (with units) and widths of the text line, after the 30-character time.
+    static let textColumns: [(name: String, width: Int)] = [
+        ("rtt_us", 10), ("minrtt_us", 10), ("naive_us", 11), ("theta_us", 11), ("perr_ppm", 9),
+        ("err_us", 9), ("maxerr_us", 10), ("sysoff_us", 11),
+    ]
+
     /// The text header: column names with units, and the sign conventions.
-    public static let textHeader =
-        "# time (UTC)                          rtt_us minrtt_us   naive_us   theta_us perr_ppm   err_us maxerr_us  sysoff_us  status\n"
-        + "# naive/theta: uncorrected clock − server; sysoff: CLOCK_REALTIME − feedforward clock (positive: system clock ahead)"
+    public static let textHeader: String = {
+        var line = "# time (UTC)" + String(repeating: " ", count: 30 - 12)
+        for (name, width) in textColumns { line += String(repeating: " ", count: width - name.count) + name }
+        return line + "  status\n"
+            + "# naive/theta: uncorrected clock − server; sysoff: CLOCK_REALTIME − feedforward clock (positive: system clock ahead)"
+    }()
 
     /// One text line, columns aligned under `textHeader`.
     public var textLine: String {
         let hasEstimate = !parameters.status.contains(.noEstimate)
         let time = UTCTimeText.iso8601(unixNanoseconds: localTimeUnixNanoseconds)
         var line = time
-        line += column(rttNanoseconds.map { $0 / 1000 }, width: 10, decimals: 3)
-        line += column(hasEstimate ? parameters.minimumRTTNanoseconds / 1000 : nil, width: 10, decimals: 3)
-        line += column(naiveOffsetNanoseconds.map { $0 / 1000 }, width: 11, decimals: 3)
-        line += column(hasEstimate ? parameters.offsetNanoseconds / 1000 : nil, width: 11, decimals: 3)
-        line += column(parameters.periodErrorPPM, width: 9, decimals: 3)
-        line += column(hasEstimate ? parameters.errorEstimateNanoseconds / 1000 : nil, width: 9, decimals: 3)
-        line += column(hasEstimate ? maxErrorNanoseconds / 1000 : nil, width: 10, decimals: 3)
-        line += column(systemClockOffsetNanoseconds.map { $0 / 1000 }, width: 11, decimals: 3)
+        let values: [Double?] = [
+            rttNanoseconds.map { $0 / 1000 },
+            hasEstimate ? parameters.minimumRTTNanoseconds / 1000 : nil,
+            naiveOffsetNanoseconds.map { $0 / 1000 },
+            hasEstimate ? parameters.offsetNanoseconds / 1000 : nil,
+            parameters.periodErrorPPM,
+            hasEstimate ? parameters.errorEstimateNanoseconds / 1000 : nil,
+            hasEstimate ? maxErrorNanoseconds / 1000 : nil,
+            systemClockOffsetNanoseconds.map { $0 / 1000 },
+        ]
+        for (value, spec) in zip(values, ExchangeReport.textColumns) {
+            line += column(value, width: spec.width, decimals: 3)
+        }
         let words = statusWords
         line += "  " + (words.isEmpty ? "ok" : words.joined(separator: ","))
         return line

@@ -1,5 +1,0 @@
-import XCTest
-
-final class ServerTestsPlaceholder: XCTestCase {
-    func testPlaceholder() { XCTAssertTrue(true) }
-}
