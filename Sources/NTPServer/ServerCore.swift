@@ -106,6 +106,14 @@ public final class ServerCore: @unchecked Sendable {
     @inline(__always)
     public func handle(request: UnsafeRawBufferPointer, source: SocketAddress.Key, receiveUnixNanoseconds: Int64,
                        nowMonotonicNanoseconds: Int64, response: UnsafeMutableRawPointer) -> HandleOutcome {
+        handle(request: request, source: source, receiveTimestamp: NTPTimestamp(unixNanoseconds: receiveUnixNanoseconds),
+               nowMonotonicNanoseconds: nowMonotonicNanoseconds, response: response)
+    }
+
+    /// The same with the RX stamp already in NTP format (e.g. replaying captured exchanges).
+    @inline(__always)
+    public func handle(request: UnsafeRawBufferPointer, source: SocketAddress.Key, receiveTimestamp receive: NTPTimestamp,
+                       nowMonotonicNanoseconds: Int64, response: UnsafeMutableRawPointer) -> HandleOutcome {
         counters.received &+= 1
         let parsed: ClientRequest
         switch NTPResponder.examine(request) {
@@ -114,7 +122,6 @@ public final class ServerCore: @unchecked Sendable {
             counters.count(error.reason)
             return .dropped(error.reason)
         }
-        let receive = NTPTimestamp(unixNanoseconds: receiveUnixNanoseconds)
         let needsSlot = rateLimit != nil || interleavedEnabled
         let slot = needsSlot ? clients.slot(for: source, now: nowMonotonicNanoseconds) : -1
         if let limit = rateLimit {
@@ -158,8 +165,12 @@ public final class ServerCore: @unchecked Sendable {
     /// `slot`, for that client's next interleaved response.
     @discardableResult
     public func storeTransmitStamp(slot: Int, receive: UInt64, transmitUnixNanoseconds: Int64) -> Bool {
-        let stored = clients.saveTransmit(slot: slot, receive: receive,
-                                          transmit: NTPTimestamp(unixNanoseconds: transmitUnixNanoseconds).rawValue)
+        storeTransmitStamp(slot: slot, receive: receive, transmit: NTPTimestamp(unixNanoseconds: transmitUnixNanoseconds))
+    }
+
+    @discardableResult
+    public func storeTransmitStamp(slot: Int, receive: UInt64, transmit: NTPTimestamp) -> Bool {
+        let stored = clients.saveTransmit(slot: slot, receive: receive, transmit: transmit.rawValue)
         if stored { counters.transmitStampsStored &+= 1 }
         return stored
     }
