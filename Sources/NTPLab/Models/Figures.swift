@@ -24,6 +24,9 @@ public struct FigureOptions: Sendable, Equatable {
     /// A floor for the recovery threshold, so a near-perfect steady state is not a
     /// threshold of a few nanoseconds.
     public var minimumRecoveryThresholdNanoseconds: Int64 = 0
+    /// A fixed |error| level for a second, coarser recovery figure ("settled"): how long
+    /// until an event is absorbed at all, apart from how long the last few µs take.
+    public var settleThresholdNanoseconds: Int64? = nil
     public init() {}
 }
 
@@ -55,6 +58,9 @@ public struct Figures: Sendable, Equatable {
     /// p99 of |error| outside warm-up and event windows.
     public var steadyStateP99AbsErrorNanoseconds: Double
     public var recoveries: [Recovery]
+    /// Time to get back under `FigureOptions.settleThresholdNanoseconds` after each event
+    /// (empty when no settle threshold is set).
+    public var settlings: [Recovery]
 
     public init(samples: [ErrorSample], events: [LabEvent] = [], options: FigureOptions = FigureOptions()) {
         let measured = samples.filter { $0.trueNanoseconds >= options.warmupNanoseconds }
@@ -82,11 +88,16 @@ public struct Figures: Sendable, Equatable {
         let threshold = max(options.recoveryFactor * steadyStateP99AbsErrorNanoseconds,
                             Double(options.minimumRecoveryThresholdNanoseconds))
         let ordered = events.sorted { $0.atNanoseconds < $1.atNanoseconds }
-        recoveries = ordered.enumerated().map { i, event in
-            let end = i + 1 < ordered.count ? ordered[i + 1].atNanoseconds : .max
-            return Recovery(event: event, thresholdNanoseconds: threshold,
-                            recoveryNanoseconds: Figures.recovery(samples, from: event.atNanoseconds, until: end, threshold: threshold))
+        func measure(_ level: Double) -> [Recovery] {
+            ordered.enumerated().compactMap { i, event in
+                guard event.measuresRecovery else { return nil }
+                let end = i + 1 < ordered.count ? ordered[i + 1].atNanoseconds : .max
+                return Recovery(event: event, thresholdNanoseconds: level,
+                                recoveryNanoseconds: Figures.recovery(samples, from: event.atNanoseconds, until: end, threshold: level))
+            }
         }
+        recoveries = measure(threshold)
+        settlings = options.settleThresholdNanoseconds.map { measure(Double($0)) } ?? []
     }
 
     /// Type-7 quantile of sorted values: h = (n−1)q, interpolate between ⌊h⌋ and ⌊h⌋+1.
@@ -125,6 +136,11 @@ public struct Figures: Sendable, Equatable {
                      JSONMember("thresholdNanoseconds", .number(r.thresholdNanoseconds.rounded())),
                      JSONMember("recoveryNanoseconds", r.recoveryNanoseconds.map { .integer($0) } ?? .null)])
         }
+        let settleValues: [JSONValue] = settlings.map { r in
+            .object([JSONMember("event", .string(r.event.name)),
+                     JSONMember("thresholdNanoseconds", .number(r.thresholdNanoseconds.rounded())),
+                     JSONMember("settleNanoseconds", r.recoveryNanoseconds.map { .integer($0) } ?? .null)])
+        }
         return .object([
             JSONMember("label", .string(label)),
             JSONMember("samples", .integer(Int64(sampleCount))),
@@ -137,6 +153,7 @@ public struct Figures: Sendable, Equatable {
             JSONMember("insideBoundShare", .number(insideBoundShare)),
             JSONMember("steadyStateP99AbsErrorNanoseconds", .number(steadyStateP99AbsErrorNanoseconds.rounded())),
             JSONMember("recoveries", .array(recoveryValues)),
+            JSONMember("settlings", .array(settleValues)),
         ])
     }
 
@@ -147,7 +164,14 @@ public struct Figures: Sendable, Equatable {
         var cells: [[String]] = [header]
         for row in rows {
             let f = row.figures
-            let recovery = f.recoveries.map { "\($0.event.name)=\($0.recoveryNanoseconds.map(formatDuration) ?? "never")" }
+            let recovery = f.recoveries.enumerated().map { i, r in
+                var text = "\(r.event.name)=\(r.recoveryNanoseconds.map(formatDuration) ?? "never")"
+                if i < f.settlings.count {
+                    let settle = f.settlings[i]
+                    text += " (<\(fixedDecimal(settle.thresholdNanoseconds / 1_000, 0)) µs: \(settle.recoveryNanoseconds.map(formatDuration) ?? "never"))"
+                }
+                return text
+            }
             cells.append([row.label, String(f.sampleCount), micro(f.medianAbsErrorNanoseconds), micro(f.iqrAbsErrorNanoseconds),
                           micro(f.p99AbsErrorNanoseconds), micro(f.maxAbsErrorNanoseconds), micro(f.medianErrorNanoseconds),
                           micro(f.iqrErrorNanoseconds), fixedDecimal(f.insideBoundShare * 100, 2) + "%",

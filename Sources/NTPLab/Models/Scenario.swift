@@ -2,14 +2,20 @@
 public struct LabEvent: Sendable, Equatable {
     public var name: String
     public var atNanoseconds: Int64
-    public init(name: String, atNanoseconds: Int64) {
+    /// False for an event that starts a disturbance whose end is a later event (an outage's
+    /// start): its window is left out of the steady state, but no recovery is measured from it.
+    public var measuresRecovery: Bool
+    public init(name: String, atNanoseconds: Int64, measuresRecovery: Bool = true) {
         self.name = name
         self.atNanoseconds = atNanoseconds
+        self.measuresRecovery = measuresRecovery
     }
 }
 
-/// The figures a scenario promises, asserted by CI once the filter runs.
-/// TODO(lead): fill these from measured runs of the filter; nil means "not promised yet".
+/// The figures a scenario promises for a simulated day (or more) at poll 16 s and its own
+/// seed, asserted by LabTests (issue 5, "CI"); nil means "not promised". Each promise is
+/// what the filter measurably achieves, with margin (the numbers in each scenario's doc
+/// comment are `ntplab simulate` at seeds 5–16 and over a week).
 public struct PromisedFigures: Sendable, Equatable {
     public var medianAbsErrorAtMostNanoseconds: Int64? = nil
     public var iqrAbsErrorAtMostNanoseconds: Int64? = nil
@@ -19,7 +25,24 @@ public struct PromisedFigures: Sendable, Equatable {
     public var insideBoundShareAtLeast: Double? = nil
     /// Longest recovery after any of the scenario's events.
     public var recoveryAtMostNanoseconds: Int64? = nil
+    /// Longest time for |error| to get back under the scenario's fixed settle threshold
+    /// (`FigureOptions.settleThresholdNanoseconds`) after any of its events.
+    public var settleAtMostNanoseconds: Int64? = nil
     public init() {}
+
+    /// All promises at once, in microseconds (shares as fractions), for the scenario table.
+    static func micro(median: Int64? = nil, iqr: Int64? = nil, p99: Int64? = nil, max: Int64? = nil,
+                      inside: Double? = nil, recovery: Int64? = nil, settle: Int64? = nil) -> PromisedFigures {
+        var p = PromisedFigures()
+        p.medianAbsErrorAtMostNanoseconds = median.map { $0 * Span.microsecond }
+        p.iqrAbsErrorAtMostNanoseconds = iqr.map { $0 * Span.microsecond }
+        p.p99AbsErrorAtMostNanoseconds = p99.map { $0 * Span.microsecond }
+        p.maxAbsErrorAtMostNanoseconds = max.map { $0 * Span.microsecond }
+        p.insideBoundShareAtLeast = inside
+        p.recoveryAtMostNanoseconds = recovery
+        p.settleAtMostNanoseconds = settle
+        return p
+    }
 }
 
 /// Which reference the clock error is measured against.
@@ -42,7 +65,11 @@ public struct Scenario: Sendable, Equatable {
     public var reference: ErrorReference
     public var promised: PromisedFigures
     /// How this scenario's figures are computed (warm-up, event windows, recovery floor).
-    public var figureOptions = FigureOptions()
+    public var figureOptions: FigureOptions = {
+        var options = FigureOptions()
+        options.settleThresholdNanoseconds = 50 * Span.microsecond
+        return options
+    }()
 
     public init(name: String, summary: String, source: String, configuration: SimulationConfiguration,
                 events: [LabEvent] = [], reference: ErrorReference = .truth, promised: PromisedFigures = PromisedFigures()) {
@@ -81,6 +108,11 @@ public struct Scenario: Sendable, Equatable {
     /// seed are 100–200 µs. Hence: min RTT 150 µs (70 µs out, 80 µs back: 10 µs of
     /// asymmetry), 5 µs mean exponential queueing, rare short bursts, 0.1% loss; a few-PPM
     /// oscillator ("counters drift, temperature driven") with slow wander and a daily cycle.
+    ///
+    /// Promised (a day or a week): median |error| ≤ 8 µs, IQR of |error| ≤ 6 µs (signed IQR
+    /// measured 3.6–4.0 µs: seed 001's "IQR under 10 µs"), p99 ≤ 15 µs, max ≤ 30 µs, |error|
+    /// inside maxError 100% of the time. Measured: median 5.3, IQR 3.6, p99 9.5, max 11.1 µs;
+    /// the median is the −5 µs bias of the 10 µs path asymmetry, which no exchange can see.
     public static let lanStratum1: Scenario = {
         var c = SimulationConfiguration()
         c.seed = 1
@@ -89,7 +121,8 @@ public struct Scenario: Sendable, Equatable {
         c.network = lanNetwork
         return Scenario(name: "lan-stratum1", summary: "stratum-1 server one LAN hop away, light load, poll 16 s",
                         source: "seed 001: Ideal Setup, 16 s polling, RADclock IQR 9.3 µs; DomU RTT 100–200 µs",
-                        configuration: c)
+                        configuration: c,
+                        promised: .micro(median: 8, iqr: 6, p99: 15, max: 30, inside: 1))
     }()
 
     /// Seed 001, "DomU with some load, variable polling period, guest churn", where ntpd's
@@ -97,6 +130,10 @@ public struct Scenario: Sendable, Equatable {
     /// from 30–70 µs native to 100–200 µs with four guests). Hence: the LAN of lan-stratum1
     /// plus 40 µs mean queueing, bursts on 30 s / off 2 min with a Lomax tail (scale 100 µs,
     /// shape 1.2, capped at 20 ms) in both directions, and 0.5% of packets delayed 2–8 ms.
+    ///
+    /// Promised: median |error| ≤ 8 µs, p99 ≤ 30 µs, max ≤ 250 µs, inside maxError 100%.
+    /// Measured: median 5.6, p99 17.8, max 80 µs (max 51–121 µs over seeds 11–16): queueing
+    /// only lengthens RTTs, and the filter weights stamps by their distance from the minimum.
     public static let loadedLAN: Scenario = {
         var c = SimulationConfiguration()
         c.seed = 2
@@ -113,12 +150,18 @@ public struct Scenario: Sendable, Equatable {
         }
         return Scenario(name: "loaded-lan", summary: "the LAN with heavy bursty queueing both ways and multi-ms spikes",
                         source: "seed 001: loaded DomU with guest churn (ntpd ±5000 µs); RTT 100–200 µs with 4 guests",
-                        configuration: c)
+                        configuration: c,
+                        promised: .micro(median: 8, p99: 30, max: 250, inside: 1))
     }()
 
     /// Seed 002: "We were still gaining two minutes for every ten minutes of wall clock
     /// time": a constant skew of 120/600 = +20%. Applied to the client's raw counter
     /// (in live runs, by the relay's inverse transform of the served stamps).
+    ///
+    /// Promised: median |error| ≤ 8 µs, p99 ≤ 15 µs, max ≤ 400 ms, inside maxError 100%.
+    /// Measured: median 5.5, p99 8.9 µs. The max (300 ms) is the first 1.5 s, before a second
+    /// stamp gives any rate: read at the nominal rate, a +20% counter is 0.2 s/s off, and the
+    /// published bound (aged at the 60% rate limit) covers it.
     public static let vmSkew: Scenario = {
         var c = SimulationConfiguration()
         c.seed = 3
@@ -128,25 +171,39 @@ public struct Scenario: Sendable, Equatable {
         c.network = lanNetwork
         return Scenario(name: "vm-skew", summary: "client counter runs 20% fast (2 min per 10 min)",
                         source: "seed 002: VMware guest gaining two minutes for every ten minutes",
-                        configuration: c)
+                        configuration: c,
+                        promised: .micro(median: 8, p99: 15, max: 400_000, inside: 1))
     }()
 
     /// Seed 000: Hyper-V guests whose time "would skew more than a few minutes in the
     /// space of 1 hour", beyond ntpd's reach (it "only updates the clock if it's within
     /// 128ms"; ntpd's frequency limit is 500 PPM). Three minutes an hour is +5%.
+    ///
+    /// Promised: median |error| ≤ 8 µs, p99 ≤ 15 µs, max ≤ 100 ms (the first 1.5 s, as in
+    /// vm-skew), inside maxError 100%. Measured: median 5.3, p99 9.4 µs, max 75 ms.
     public static let vmSkew5: Scenario = {
         var c = vmSkew.configuration
         c.seed = 4
         c.oscillator.skew = 0.05
         return Scenario(name: "vm-skew-5", summary: "client counter runs 5% fast (3 min per hour)",
                         source: "seed 000: Hyper-V skew of more than a few minutes per hour; ntpd's 128 ms / 500 PPM limits",
-                        configuration: c)
+                        configuration: c,
+                        promised: .micro(median: 8, p99: 15, max: 100_000, inside: 1))
     }()
 
     /// Seed 002: powernowd on the host "randomly decides how many cylinders to fire":
     /// the guest's counter rate follows the host CPU's frequency. Rates switch uniformly
     /// among +0%, +10%, +20% and +35% with a 10-minute mean dwell (our choice of values;
     /// the seed's net gain of 2 min per 10 min lies inside their range).
+    ///
+    /// Promised: median |error| ≤ 8 µs, p99 ≤ 8 s, max ≤ 30 s, inside maxError ≥ 94%.
+    /// Measured: median 5.2 µs, p99 5.6 s, max 15 s, 95.5% inside (95.5–96.6% over seeds).
+    /// What no filter can avoid: a rate jump of up to 35% lands between two stamps, so the
+    /// error grows at up to 0.35 s/s until stamps show it (seconds per poll), and the bound,
+    /// aged at the old rate's error, cannot know. The filter declares a rate change three
+    /// stamps later and is back within µs; 974 of the 978 out-of-bound samples lie in the
+    /// 60 s before a declared rate change. Part of that is the filter's: while the suspects
+    /// are pending, the bound still ages at the old rate bound (see the lab's report).
     public static let erraticRate: Scenario = {
         var c = SimulationConfiguration()
         c.seed = 5
@@ -156,7 +213,8 @@ public struct Scenario: Sendable, Equatable {
         c.network = lanNetwork
         return Scenario(name: "erratic-rate", summary: "counter rate switches among +0/10/20/35% at random times",
                         source: "seed 002: powernowd scaling the host CPU under a hosted VM",
-                        configuration: c)
+                        configuration: c,
+                        promised: .micro(median: 8, p99: 8_000_000, max: 30_000_000, inside: 0.94))
     }()
 
     /// Seeds 001 ("Migration Shock"; a migrated guest's clock off by up to 250 µs; "host
@@ -166,6 +224,15 @@ public struct Scenario: Sendable, Equatable {
     /// its counter 2.5 s ahead, the new host's oscillator at +37 PPM (old: +4.2), min RTT
     /// 40 µs longer and the asymmetry changed by 30 µs (forward +35 µs, backward +5 µs).
     /// Recovery is measured from the resume.
+    ///
+    /// Promised: median |error| ≤ 15 µs, p99 ≤ 25 µs, recovery (and |error| < 50 µs) within
+    /// 2 min of the resume, inside maxError ≥ 99.9%. Measured: recovery 44.5 s (three polls:
+    /// the rate change is declared on the third disagreeing stamp); median 8.8 µs, because
+    /// the new path's asymmetry moves the invisible bias from −5 to +10 µs. Out of bound:
+    /// 9 samples in the 41 s after the resume: 3 before the first post-migration stamp (the
+    /// counter jumped 2.5 s; nothing can know) and 6 between the suspect stamps, where the
+    /// bound covers each suspect but ages at the old rate bound while the error grows at the
+    /// new +33 PPM (a filter weakness reported to the lead).
     public static let migration: Scenario = {
         var c = SimulationConfiguration()
         c.seed = 6
@@ -181,11 +248,18 @@ public struct Scenario: Sendable, Equatable {
         return Scenario(name: "migration", summary: "1.5 s blackout at 12 h, then a new host: counter +2.5 s, +37 PPM, new path",
                         source: "seeds 001 (Xen migration shock, 250 µs), 003 (propolis TSC migration), 004 (KVM TSC after migration)",
                         configuration: c,
-                        events: [LabEvent(name: "migration", atNanoseconds: move.resumeNanoseconds)])
+                        events: [LabEvent(name: "migration", atNanoseconds: move.resumeNanoseconds)],
+                        promised: .micro(median: 15, p99: 25, inside: 0.999, recovery: 2 * Span.minute, settle: 2 * Span.minute))
     }()
 
     /// Seed 001 shows ntpd losing stability when starved of good exchanges; here the
     /// server is unreachable for one hour from 12 h, then returns.
+    ///
+    /// Promised (a day, the outage included): median |error| ≤ 8 µs, p99 ≤ 600 µs, max ≤
+    /// 750 µs, inside maxError 100%, recovery within 1 min of the server's return.
+    /// Measured: max 452 µs at the outage's end (an hour run on p̂, which is 0.1 PPM off the
+    /// day's temperature-driven rate at that moment), always inside the growing bound;
+    /// back in 14 s (the first stamp after the outage). Over a week p99 is 9 µs.
     public static let serverOutage: Scenario = {
         var c = SimulationConfiguration()
         c.seed = 7
@@ -197,13 +271,20 @@ public struct Scenario: Sendable, Equatable {
         return Scenario(name: "server-outage", summary: "server unreachable from 12 h to 13 h",
                         source: "seed 001: starving the client of exchanges; generic",
                         configuration: c,
-                        events: [LabEvent(name: "outage-start", atNanoseconds: outage.startNanoseconds),
-                                 LabEvent(name: "outage-end", atNanoseconds: outage.endNanoseconds)])
+                        events: [LabEvent(name: "outage-start", atNanoseconds: outage.startNanoseconds, measuresRecovery: false),
+                                 LabEvent(name: "outage-end", atNanoseconds: outage.endNanoseconds)],
+                        promised: .micro(median: 8, p99: 600, max: 750, inside: 1, recovery: Span.minute, settle: Span.minute))
     }()
 
     /// Level-shift handling (feedforward-spec.md §4): min RTT steps up by 0.5 ms at 12 h
     /// (250 µs each way, so the offset truth is unchanged and only the shift is tested),
     /// and back down at 18 h.
+    ///
+    /// Promised: median |error| ≤ 8 µs, p99 ≤ 40 µs, max ≤ 250 µs, inside maxError 100%,
+    /// recovery within 35 min of each shift. Measured: the up-shift is declared after the
+    /// 100-stamp shift window (§4, 1500 s), 26.6 min; meanwhile every stamp is 500 µs above
+    /// the old minimum, so θ̂ is held and the clock runs on p̂ (max 129 µs). The down-shift
+    /// is absorbed at once (0 s).
     public static let routeChange: Scenario = {
         var c = SimulationConfiguration()
         c.seed = 8
@@ -218,13 +299,22 @@ public struct Scenario: Sendable, Equatable {
                         source: "level-shift handling (no seed number; lab-scenarios.md)",
                         configuration: c,
                         events: [LabEvent(name: "shift-up", atNanoseconds: 12 * Span.hour),
-                                 LabEvent(name: "shift-down", atNanoseconds: 18 * Span.hour)])
+                                 LabEvent(name: "shift-down", atNanoseconds: 18 * Span.hour)],
+                        promised: .micro(median: 8, p99: 40, max: 250, inside: 1, recovery: 35 * Span.minute))
     }()
 
     /// Seed 004: after a disturbance the client must "throw the book out". The server's
     /// time steps by +100 ms at 12 h and stays: below ntpd's 128 ms step threshold
     /// (seed 000), so a feedback client would slew it for a long time. Error is measured
     /// against the server's clock (the client can only follow its server).
+    ///
+    /// Promised: median |error| ≤ 8 µs, p99 ≤ 40 µs, |error| < 50 µs within 2 min of the
+    /// step, full recovery (2 × steady p99) within 2.5 h, inside maxError ≥ 99.9%.
+    /// Measured: the step is declared on the third stamp and the error is under 50 µs 46 s
+    /// after it; but it stays 15 µs more biased (about −20 µs) for 1.71 h, because the new
+    /// epoch restarts the local-period windows, so θ̂ has no local-rate correction until
+    /// they refill (a filter weakness reported to the lead). Out of bound: the 3 samples
+    /// between the step and the first stamp after it (the server moved; nothing can know).
     public static let serverStep: Scenario = {
         var c = SimulationConfiguration()
         c.seed = 9
@@ -236,7 +326,8 @@ public struct Scenario: Sendable, Equatable {
                         source: "seed 004: \"throw the book out\"; seed 000: ntpd's 128 ms step threshold",
                         configuration: c,
                         events: [LabEvent(name: "server-step", atNanoseconds: 12 * Span.hour)],
-                        reference: .server)
+                        reference: .server,
+                        promised: .micro(median: 8, p99: 40, inside: 0.999, recovery: 150 * Span.minute, settle: 2 * Span.minute))
     }()
 
     // MARK: - Shared parts

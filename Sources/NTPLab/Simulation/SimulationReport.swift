@@ -82,6 +82,15 @@ extension PromisedFigures {
                 if took > limit { broken.append("recovery after \(recovery.event.name) took \(formatDuration(took)) > \(formatDuration(limit))") }
             }
         }
+        if let limit = settleAtMostNanoseconds {
+            for settle in figures.settlings {
+                guard let took = settle.recoveryNanoseconds else {
+                    broken.append("|error| never settled under \(micro(settle.thresholdNanoseconds)) after \(settle.event.name)")
+                    continue
+                }
+                if took > limit { broken.append("settling after \(settle.event.name) took \(formatDuration(took)) > \(formatDuration(limit))") }
+            }
+        }
         return broken
     }
 }

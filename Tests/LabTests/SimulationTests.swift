@@ -1,0 +1,133 @@
+import XCTest
+@testable import NTPLab
+
+/// Every scenario in simulation for a simulated day, asserting the figures its doc comment
+/// promises (issue 5, "CI"). One test per scenario so a failure names it.
+final class ScenarioPromiseTests: XCTestCase {
+    private func assertPromises(_ scenario: Scenario, days: Double = 1, file: StaticString = #filePath, line: UInt = #line) {
+        let result = SimulationRunner.run(scenario.with(days: days), sampling: SamplingOptions(keepSamplesForPlot: false))
+        let promised = scenario.promised
+        // Every scenario promises an accuracy and a bound-honesty figure, and every event is promised a recovery.
+        XCTAssertNotNil(promised.p99AbsErrorAtMostNanoseconds, "\(scenario.name) promises no p99", file: file, line: line)
+        XCTAssertNotNil(promised.insideBoundShareAtLeast, "\(scenario.name) promises no bound honesty", file: file, line: line)
+        if scenario.events.contains(where: \.measuresRecovery) {
+            XCTAssertNotNil(promised.recoveryAtMostNanoseconds, "\(scenario.name) promises no recovery", file: file, line: line)
+        }
+        let unmet = promised.unmet(by: result.figures)
+        XCTAssertEqual(unmet, [], "\(scenario.name): \(SimulationReport.table([result]))", file: file, line: line)
+        XCTAssertGreaterThan(result.figures.sampleCount, Int(days * 20_000), file: file, line: line)
+    }
+
+    func testLANStratum1() { assertPromises(.lanStratum1) }
+    func testLoadedLAN() { assertPromises(.loadedLAN) }
+    func testVMSkew() { assertPromises(.vmSkew) }
+    func testVMSkew5() { assertPromises(.vmSkew5) }
+    func testErraticRate() { assertPromises(.erraticRate) }
+    func testMigration() { assertPromises(.migration) }
+    func testServerOutage() { assertPromises(.serverOutage) }
+    func testRouteChange() { assertPromises(.routeChange) }
+    func testServerStep() { assertPromises(.serverStep) }
+
+    /// Seed 001's headline: "Ideal Setup", IQR under 10 µs, here over a simulated week too.
+    func testLANStratum1OverAWeek() {
+        let result = SimulationRunner.run(Scenario.lanStratum1.with(days: 7), sampling: SamplingOptions(keepSamplesForPlot: false))
+        XCTAssertEqual(Scenario.lanStratum1.promised.unmet(by: result.figures), [])
+        XCTAssertLessThan(result.figures.iqrErrorNanoseconds, 10_000)
+        XCTAssertEqual(result.boundViolationCount, 0)
+    }
+}
+
+final class SimulationRunnerTests: XCTestCase {
+    /// A network with no queueing and a known asymmetry: the only error left is half the
+    /// asymmetry, with the sign of forward − backward (the client puts the server's stamps
+    /// at the midpoint of the round trip, seed 001). Checks the runner's truth bookkeeping.
+    func testErrorOnAQuietPathIsHalfTheAsymmetry() {
+        var scenario = Scenario.lanStratum1.with(days: 0.25)
+        scenario.configuration.network = NetworkParameters(
+            forward: PathParameters(minimumDelayNanoseconds: 100 * Span.microsecond),
+            backward: PathParameters(minimumDelayNanoseconds: 60 * Span.microsecond))
+        scenario.configuration.oscillator.wanderPPMPerRootHour = 0
+        scenario.configuration.oscillator.temperatureAmplitudePPM = 0
+        let result = SimulationRunner.run(scenario)
+        XCTAssertEqual(result.figures.medianErrorNanoseconds, 20_000, accuracy: 1_000)
+        XCTAssertLessThan(result.figures.iqrErrorNanoseconds, 1_000)
+        XCTAssertEqual(result.figures.insideBoundShare, 1)
+
+        scenario.configuration.network.forward.minimumDelayNanoseconds = 60 * Span.microsecond
+        let symmetric = SimulationRunner.run(scenario)
+        XCTAssertLessThan(symmetric.figures.p99AbsErrorNanoseconds, 1_000, SimulationReport.table([symmetric]))
+        // Before the second stamp the counter's 4.2 PPM is not known yet: 2 s × 4.2 PPM.
+        XCTAssertLessThan(symmetric.figures.maxAbsErrorNanoseconds, 9_000)
+    }
+
+    /// One sample at each stamp plus three between stamps; none before the first estimate.
+    func testSamplesAtAndBetweenEveryExchange() {
+        var scenario = Scenario.lanStratum1.with(days: 0.05)
+        scenario.configuration.network.forward.lossProbability = 0
+        scenario.configuration.network.backward.lossProbability = 0
+        let result = SimulationRunner.run(scenario)
+        XCTAssertEqual(result.lostExchanges, 0)
+        XCTAssertEqual(result.acceptedStamps, result.exchanges)
+        XCTAssertEqual(result.samples.count, 4 * result.exchanges - 3)
+        XCTAssertEqual(result.figures.sampleCount, result.samples.count)
+        let times = result.samples.map(\.trueNanoseconds)
+        XCTAssertEqual(times, times.sorted())
+        XCTAssertEqual(Set(times).count, times.count)
+        // Between two stamps the published bound only grows (it is aged, not re-estimated).
+        let quiet = SimulationRunner.run(scenario, sampling: SamplingOptions(samplesBetweenExchanges: 7))
+        XCTAssertEqual(quiet.samples.count, 8 * quiet.exchanges - 7)
+        for k in stride(from: 8, to: quiet.samples.count - 8, by: 8) {
+            let between = quiet.samples[k + 1 ... k + 7].map(\.maxErrorNanoseconds)
+            XCTAssertEqual(between, between.sorted(), "bound not aged monotonically after sample \(k)")
+        }
+    }
+
+    /// The server-step scenario measures against the server's clock: after the step, truth
+    /// and the reference differ by exactly the step.
+    func testServerReferenceFollowsTheServer() {
+        let step = Scenario.serverStep.with(days: 0.75)
+        var againstTruth = step
+        againstTruth.reference = .truth
+        let server = SimulationRunner.run(step)
+        let truth = SimulationRunner.run(againstTruth)
+        XCTAssertEqual(server.samples.count, truth.samples.count)
+        for (a, b) in zip(server.samples, truth.samples) {
+            let expected: Int64 = a.trueNanoseconds >= 12 * Span.hour ? 100 * Span.millisecond : 0
+            XCTAssertEqual(b.errorNanoseconds - a.errorNanoseconds, expected)
+        }
+    }
+
+    /// Same seed, same output (table and JSON, every digit); another seed, other figures.
+    func testRunsAreDeterministic() {
+        let scenarios = [Scenario.loadedLAN.with(days: 0.25), Scenario.migration.with(days: 0.55)]
+        let first = scenarios.map { SimulationRunner.run($0) }
+        let second = scenarios.map { SimulationRunner.run($0) }
+        XCTAssertEqual(SimulationReport.table(first), SimulationReport.table(second))
+        XCTAssertEqual(first.map { $0.json().rendered() }, second.map { $0.json().rendered() })
+        XCTAssertEqual(first[1].samples, second[1].samples)
+        let other = SimulationRunner.run(scenarios[0].with(seed: 77))
+        XCTAssertNotEqual(other.json().rendered(), first[0].json().rendered())
+    }
+
+    func testReportNamesEventsViolationsAndPromises() {
+        let result = SimulationRunner.run(Scenario.migration.with(days: 0.75))
+        let table = SimulationReport.table([result])
+        XCTAssertTrue(table.contains("migration="), table)
+        XCTAssertTrue(table.contains("filter declared rate-change at 12."), table)
+        XCTAssertTrue(table.contains("|error| > maxError in \(result.boundViolationCount) samples"), table)
+        XCTAssertTrue(table.contains("promises met"), table)
+        let csv = SimulationReport.csv(Array(result.samples.prefix(2)))
+        XCTAssertEqual(csv.split(separator: "\n").count, 3)
+        XCTAssertTrue(csv.hasPrefix("true_time_s,error_ns,max_error_ns\n0.000"))
+        let svg = SimulationReport.plot(result).render()
+        XCTAssertTrue(svg.contains("<polygon"))
+        XCTAssertTrue(svg.contains("stroke-dasharray"))  // the event marker
+
+        var broken = PromisedFigures()
+        broken.p99AbsErrorAtMostNanoseconds = 1
+        broken.insideBoundShareAtLeast = 1
+        broken.recoveryAtMostNanoseconds = 1
+        let unmet = broken.unmet(by: result.figures)
+        XCTAssertEqual(unmet.count, 3, "\(unmet)")
+    }
+}
