@@ -66,7 +66,8 @@ public struct RelayCounters: Sendable, Equatable {
 ///   due time the loop sleeps in slices of at most 100 µs and polls without waiting.
 /// - The delay is added on top of loopback's own few µs per hop (two extra hops through
 ///   the relay); the model's minimum is a floor, not an exact value.
-/// - Runs on its own thread from `start()` until `stop()`; `counters` may be read any time.
+/// - Runs on its own thread from `start()` until `stop()`; `counters` may be read any time
+///   (published before each wait, so they are current whenever the relay is idle).
 public final class ImpairmentRelay: @unchecked Sendable {
     public let configuration: RelayConfiguration
     /// The bound listening address (the port resolved when 0 was asked for).
@@ -95,6 +96,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
         var options = UDPSocket.Options()
         options.nonBlocking = true
         options.receiveTimestamps = true
+        options.receiveBufferBytes = 1 << 20
         do {
             listener = try UDPSocket(bindingTo: configuration.listenAddress, options: options)
             listenAddress = try listener.localAddress()
@@ -153,6 +155,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
     private func runLoop() {
         while !stopRequested.load(ordering: .acquiring) {
             sendDuePackets()
+            published.withLock { $0 = local }  // before a wait that may last until the next packet
             let now = clockNanoseconds(.monotonic)
             var timeoutMilliseconds: Int32 = -1
             var sliceNanoseconds: Int64 = 0
@@ -171,7 +174,6 @@ public final class ImpairmentRelay: @unchecked Sendable {
                 _ = nanosleep(&pause, nil)
             }
             if ready > 0 { receivePackets() }
-            published.withLock { $0 = local }
         }
         published.withLock { $0 = local }
     }
@@ -252,10 +254,11 @@ public final class ImpairmentRelay: @unchecked Sendable {
 
     /// The kernel RX stamp moved from CLOCK_REALTIME to CLOCK_MONOTONIC by reading both now.
     private func arrivalMonotonic(_ datagram: ReceivedDatagram) -> Int64 {
+        // Realtime first: the age is then never overestimated, so no delay comes out short.
+        let realtimeNow = realtimeNanoseconds()
         let monotonicNow = clockNanoseconds(.monotonic)
         guard let stamp = datagram.receiveRealtimeNanoseconds else { return monotonicNow }
-        let age = realtimeNanoseconds() - stamp
-        return monotonicNow - max(0, age)
+        return monotonicNow - max(0, realtimeNow - stamp)
     }
 
     /// The client's slot, opening its upstream socket the first time it is seen.
