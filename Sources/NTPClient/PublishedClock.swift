@@ -196,11 +196,21 @@ public final class PublishedClockReader: @unchecked Sendable {
         if let problem = region.layoutProblem() { throw .publishedClock(path: path, problem: problem) }
     }
 
-    /// A consistent set of parameters (sequence lock) and the time they give now.
+    /// A consistent set of parameters (sequence lock) and the time they give now. Retries for
+    /// up to a second of updates overlapping the read; only a writer that died mid-update (or
+    /// one that never pauses) makes it fail.
     public func read() throws(NTPClientError) -> PublishedTime {
-        guard let snapshot = region.snapshot(maximumAttempts: 1_000_000) else {
+        let deadline = monotonicRawNanoseconds() &+ 1_000_000_000
+        var retries = 0
+        var found = region.snapshot(maximumAttempts: 1000)
+        while found == nil && monotonicRawNanoseconds() < deadline {
+            retries += 1000
+            found = region.snapshot(maximumAttempts: 1000)
+        }
+        guard var snapshot = found else {
             throw .publishedClock(path: file.path, problem: "the writer stopped in the middle of an update; restart it")
         }
+        snapshot.retries += retries
         let counter = monotonicRawNanoseconds()
         let p = snapshot.parameters
         return PublishedTime(unixNanoseconds: p.absoluteTime(atCounter: counter),

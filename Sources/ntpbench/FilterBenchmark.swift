@@ -1,0 +1,165 @@
+// `ntpbench filter`: time and heap allocations of one FeedforwardClock update (one stamp
+// through `process`) at poll 16 s with the 7-day history full (feedforward-spec §3).
+import CMallocCounter
+import FeedforwardClock
+#if canImport(Glibc)
+import Glibc
+#endif
+
+private let filterUsage = """
+usage: ntpbench filter [--history N] [--updates N] [--poll SECONDS]
+  --history N      stamps fed before timing, to fill the 7-day history (default 40320: 7 days
+                   at poll 16 plus a margin, so both RTT generations have rotated)
+  --updates N      timed filter updates (default 200000)
+  --poll SECONDS   the filter's poll period, which sizes its windows (default 16)
+"""
+
+/// Entry point for `ntpbench filter` (the lead registers it in `benchmarkCommands`).
+func runFilterBenchmark(_ arguments: [String]) -> Int32 {
+    var history = 40_320
+    var updates = 200_000
+    var poll = 16.0
+    var index = 0
+    while index < arguments.count {
+        let argument = arguments[index]
+        if argument == "--help" || argument == "-h" { print(filterUsage); return 0 }
+        guard ["--history", "--updates", "--poll"].contains(argument) else {
+            printError("ntpbench filter: unknown option '\(argument)'; see `ntpbench filter --help`"); return 2
+        }
+        guard index + 1 < arguments.count else {
+            printError("ntpbench filter: \(argument) needs a value; see `ntpbench filter --help`"); return 2
+        }
+        let value = arguments[index + 1]
+        switch argument {
+        case "--poll":
+            guard let seconds = Double(value), seconds >= 1, seconds <= 131_072 else {
+                printError("ntpbench filter: --poll wants seconds from 1 to 131072, got '\(value)'"); return 2
+            }
+            poll = seconds
+        default:
+            guard let count = Int(value), count > 0 else {
+                printError("ntpbench filter: \(argument) wants a positive integer, got '\(value)'"); return 2
+            }
+            if argument == "--history" { history = count } else { updates = count }
+        }
+        index += 2
+    }
+
+    // Every stamp is made before any measurement, so the timed loop runs only the filter.
+    var path = SyntheticPath(pollSeconds: poll)
+    let warmStamps = (0..<history).map { _ in path.next() }
+    let timedStamps = (0..<updates).map { _ in path.next() }
+    let sampledStamps = (0..<min(updates, 100_000)).map { _ in path.next() }
+    var perUpdate = [Int64](repeating: 0, count: sampledStamps.count)
+
+    var clock = FeedforwardClock(configuration: FeedforwardConfiguration(pollPeriodSeconds: poll))
+    var rejected = 0
+    for stamp in warmStamps where clock.process(stamp) != .accepted { rejected += 1 }
+    let afterHistory = clock.parameters
+
+    // Timed loop: one clock read and one counter read on each side of it only.
+    var sink = 0.0
+    let allocationsBefore = stratum_malloc_count()
+    let start = benchmarkNanoseconds()
+    for stamp in timedStamps {
+        if clock.process(stamp) != .accepted { rejected += 1 }
+        sink += clock.parameters.offsetNanoseconds
+    }
+    let end = benchmarkNanoseconds()
+    let allocations = stratum_malloc_count() - allocationsBefore
+
+    // Distribution: each update timed alone (adds two clock reads of overhead to each).
+    for (i, stamp) in sampledStamps.enumerated() {
+        let before = benchmarkNanoseconds()
+        if clock.process(stamp) != .accepted { rejected += 1 }
+        perUpdate[i] = benchmarkNanoseconds() - before
+    }
+    perUpdate.sort()
+
+    let windows = clock.windows
+    let meanNanoseconds = Double(end - start) / Double(updates)
+    print("ntpbench filter: FeedforwardClock.process at poll \(formatDecimal(poll, 0)) s")
+    print("windows (stamps): history \(windows.history), shift \(windows.shift), offset \(windows.offset), "
+          + "local period \(windows.localPeriod), warm-up \(windows.warmUp)")
+    print("history fed first: \(history) stamps (\(formatDecimal(Double(history) * poll / 86_400, 1)) days); "
+          + "status after it: \(statusWords(afterHistory.status)); stamps rejected: \(rejected)")
+    print("")
+    print("timed updates          \(updates)")
+    print("ns per update (mean)   \(formatDecimal(meanNanoseconds, 1))")
+    print("ns per update p50/p99/max (\(perUpdate.count) timed alone)   "
+          + "\(perUpdate[perUpdate.count / 2]) / \(perUpdate[perUpdate.count * 99 / 100]) / \(perUpdate[perUpdate.count - 1])")
+    print("heap allocations       \(allocations) total, \(formatDecimal(Double(allocations) / Double(updates), 6)) per update")
+    print("final: maxError \(formatDecimal(clock.parameters.maxErrorNanoseconds, 0)) ns, "
+          + "status \(statusWords(clock.parameters.status))")
+    if sink.isNaN { print("") }   // keeps the work observable
+    if rejected > 0 {
+        printError("ntpbench filter: the filter rejected \(rejected) synthetic stamps; the figures do not measure the normal path")
+        return 1
+    }
+    if allocations > 0 {
+        printError("ntpbench filter: a filter update allocated (\(allocations) allocations in \(updates) updates)")
+        return 1
+    }
+    return 0
+}
+
+/// A server at true time, a client counter 37 PPM fast, 40 µs minimum RTT with exponential
+/// queueing (mean 8 µs each way): a quiet LAN path. SplitMix64 so every run is the same.
+private struct SyntheticPath {
+    var state: UInt64 = 0x5EED_F11E
+    var trueTime: Int64 = 1_795_286_605_000_000_000
+    let counterAnchor: Int64 = 3_600_000_000_000
+    let trueAnchor: Int64 = 1_795_286_605_000_000_000
+    let rate = 1.000_037
+    let pollNanoseconds: Int64
+
+    init(pollSeconds: Double) { pollNanoseconds = Int64(pollSeconds * 1e9) }
+
+    mutating func random() -> Double {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return (Double(z >> 11) + 1) / 9_007_199_254_740_992
+    }
+
+    func counter(_ time: Int64) -> Int64 { counterAnchor + Int64(Double(time - trueAnchor) * rate) }
+
+    mutating func next() -> Stamp {
+        let sent = trueTime
+        let receive = sent + 20_000 + Int64(-8_000 * log(random()))
+        let transmit = receive + 5_000
+        let back = transmit + 20_000 + Int64(-8_000 * log(random()))
+        trueTime += pollNanoseconds
+        return Stamp(ta: counter(sent), tb: receive, te: transmit, tf: counter(back),
+                     stratum: 1, referenceID: 0x4750_5300, leap: 0,
+                     rootDelayNanoseconds: 0, rootDispersionNanoseconds: 15_000)
+    }
+}
+
+private func statusWords(_ status: ClockStatus) -> String {
+    let words = ClockStatus.names.filter { status.contains($0.0) }.map { $0.1 }
+    return words.isEmpty ? "ok" : words.joined(separator: ",")
+}
+
+private func benchmarkNanoseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+}
+
+private func formatDecimal(_ value: Double, _ decimals: Int) -> String {
+    guard value.isFinite else { return "\(value)" }
+    var scale = 1.0
+    for _ in 0..<decimals { scale *= 10 }
+    let scaled = (abs(value) * scale).rounded()
+    let whole = UInt64(scaled) / UInt64(scale)
+    let fraction = UInt64(scaled) % UInt64(scale)
+    var text = (value < 0 && scaled != 0 ? "-" : "") + String(whole)
+    if decimals > 0 {
+        let digits = String(fraction)
+        text += "." + String(repeating: "0", count: decimals - digits.count) + digits
+    }
+    return text
+}
