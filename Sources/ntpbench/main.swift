@@ -14,6 +14,10 @@ struct BenchmarkCommand {
 let benchmarkCommands: [BenchmarkCommand] = [
     BenchmarkCommand(name: "codec", summary: "NTPPacket decode/encode: ns per operation and heap allocations per operation",
                      run: runCodecBenchmark),
+    BenchmarkCommand(name: "server", summary: "stratumd's request path: ns per request and heap allocations per request",
+                     run: runServerBenchmark),
+    BenchmarkCommand(name: "filter", summary: "FeedforwardClock: ns per filter update and heap allocations per update at poll 16",
+                     run: runFilterBenchmark),
 ]
 
 /// One line on stderr (fd 2), for errors; avoids Glibc's non-Sendable `stderr` global.
