@@ -6,8 +6,9 @@ import NTPPacket
 ///
 /// Sign conventions (stated in `ntpclient --help`):
 /// - naive offset θ_j and θ̂: the uncorrected clock C minus the server (positive: C ahead);
-/// - system clock offset: CLOCK_REALTIME − Ca (positive: the system clock is ahead of the
-///   feedforward clock, i.e. what chronyd -Q calls "system clock wrong by", with its sign).
+/// - system clock offset: CLOCK_REALTIME − Ca, positive when the system clock is ahead of the
+///   feedforward clock. chronyd -Q's "System clock wrong by" is the same quantity with the
+///   opposite sign (its positive means the system clock is behind).
 public struct ExchangeReport: Sendable, Equatable {
     public enum Outcome: String, Sendable {
         /// The filter used the stamp.

@@ -36,7 +36,8 @@ let tool = ToolDescription(
       perr                statistical error of the period estimate, PPM
       err, maxerr         error estimate, and the hard bound on |feedforward clock − server|
       sysoff              CLOCK_REALTIME − feedforward clock, read together at the update
-                          (positive: the system clock is ahead; chronyd -Q's "wrong by")
+                          (positive: the system clock is ahead; chronyd -Q's "wrong by"
+                          is the same quantity with the opposite sign)
       status              filter status words (unsync, warmup, starving, ...), then
                           user-tx-stamp/user-rx-stamp when a kernel stamp was missing
     --once prints the offset as server − system clock (ntpdig's sign: positive means the

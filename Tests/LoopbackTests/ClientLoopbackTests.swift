@@ -110,9 +110,10 @@ final class ClientLoopbackTests: XCTestCase {
     }
 
     /// The acceptance checks of issue 4 on one `ntpclient --poll 1 --count 20 --json` run.
-    func assertClientTracksServer(_ address: SocketAddress, label: String) throws {
+    func assertClientTracksServer(_ address: SocketAddress, label: String, publishPath: String? = nil) throws {
         let client = try executable("ntpclient")
-        let result = try run(client, ["--poll", "1", "--count", "20", "--json", "\(address)"])
+        let publish = publishPath.map { ["--publish", $0] } ?? []
+        let result = try run(client, ["--poll", "1", "--count", "20", "--json"] + publish + ["\(address)"])
         XCTAssertEqual(result.status, 0, "\(label): ntpclient failed: \(result.stderr)")
         let lines = result.lines
         XCTAssertEqual(lines.count, 20, "\(label): one JSON line per exchange")
@@ -152,7 +153,23 @@ final class ClientLoopbackTests: XCTestCase {
         _ = try start(stratumd, ["--listen", "127.0.0.1:\(port)", "--serve-unsynchronised", "--rate-limit", "off", "--threads", "1"])
         let address = SocketAddress.loopbackIPv4(port: port)
         try waitForServer(address)
-        try assertClientTracksServer(address, label: "stratumd")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ntpclient-stratumd-\(getpid()).clock").path
+        addTeardownBlock { unlink(path) }
+        try assertClientTracksServer(address, label: "stratumd", publishPath: path)
+
+        // The dependent clock: another reader of the published parameters tells the same time,
+        // within its bound, with no filter of its own (feedforward-spec §7).
+        let now = try PublishedClockReader(path: path).read()
+        let realtime = realtimeNanoseconds()
+        XCTAssertEqual(now.parameters.stampCount, 20)
+        XCTAssertNotEqual(now.freshness, .unusable)
+        XCTAssertFalse(now.status.contains(.unsynchronised))
+        let lag = Double(realtime - now.unixNanoseconds)
+        XCTAssertLessThanOrEqual(abs(lag), now.maxErrorNanoseconds + 100_000, "reader time off by \(lag) ns")
+        let child = try run(try executable("ntpclient"), ["now", "--from", path, "--json"])
+        XCTAssertEqual(child.status, 0, child.stderr)
+        let childTime = try XCTUnwrap(child.lines.first?["timeUnixNanoseconds"] as? NSNumber).int64Value
+        XCTAssertLessThan(abs(Double(childTime - realtimeNanoseconds())), 1e9, "now --from tells a time far from the host clock")
     }
 
     func testClientAgainstChronyd() throws {
