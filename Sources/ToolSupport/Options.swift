@@ -258,3 +258,10 @@ public func exitWithFailure(_ tool: String, _ message: String) -> Never {
 
 /// The toolkit's version, printed by every tool's `--version`.
 public let toolkitVersion = "0.1.0"
+
+/// Process-wide setup every tool does first: ignore SIGPIPE, so a reader that goes away
+/// (a closed pipe on stdout or stderr, `ntpclient | head`) makes writes fail with EPIPE
+/// instead of killing a server or client mid-run.
+public func prepareToolProcess() {
+    signal(SIGPIPE, SIG_IGN)
+}

@@ -45,6 +45,7 @@ let tool = ToolDescription(
     Exit status: 0 success, 1 runtime failure, 2 usage error.
     """)
 
+prepareToolProcess()
 let options = parseCommandLineOrExit(tool, arguments: Array(CommandLine.arguments.dropFirst()))
 let json = options.has("json")
 

@@ -4,6 +4,7 @@ import Glibc
 import ToolSupport
 
 // ntplab: the lab. Each subcommand lives in its own file; this file only dispatches.
+prepareToolProcess()
 let arguments = Array(CommandLine.arguments.dropFirst())
 let subcommand = arguments.first.flatMap { $0.hasPrefix("-") ? nil : $0 }
 let rest = subcommand == nil ? arguments : Array(arguments.dropFirst())

@@ -48,6 +48,7 @@ let tool = ToolDescription(
       sudo stratumd --listen 0.0.0.0:123 --listen [::]:123 --user nobody --refid GPS
     """)
 
+prepareToolProcess()
 let options = parseCommandLineOrExit(tool, arguments: Array(CommandLine.arguments.dropFirst()))
 if let extra = options.positionals.first { exitWithUsageError("stratumd", "unexpected argument '\(extra)' (addresses go after --listen)") }
 
