@@ -143,10 +143,14 @@ final class HostileTrafficTests: XCTestCase {
     final class GoodClient: @unchecked Sendable {
         let server: SocketAddress
         let lock = NSLock()
-        var polls = 0
-        var answered = 0
-        var problems: [String] = []
-        var stopped = false
+        private var pollCount = 0
+        private var answerCount = 0
+        private var problemList: [String] = []
+        private var stopped = false
+        // Read under the lock: the polling thread writes them.
+        var polls: Int { lock.lock(); defer { lock.unlock() }; return pollCount }
+        var answered: Int { lock.lock(); defer { lock.unlock() }; return answerCount }
+        var problems: [String] { lock.lock(); defer { lock.unlock() }; return problemList }
         var thread: Thread?
 
         init(server: SocketAddress) { self.server = server }
@@ -158,7 +162,7 @@ final class HostileTrafficTests: XCTestCase {
                                              server: server)
             var bytes = [UInt8](repeating: 0, count: 48)
             bytes.withUnsafeMutableBytes { _ = try? NTPClient.ClientRequest.encode(transmitTimestamp: request.transmitTimestamp, into: $0) }
-            lock.lock(); polls += 1; lock.unlock()
+            lock.lock(); pollCount += 1; lock.unlock()
             guard (try? socket.send(bytes, to: server)) != nil else { return false }
             let deadline = monotonicRawNanoseconds() + 1_000_000_000
             while monotonicRawNanoseconds() < deadline {
@@ -173,14 +177,14 @@ final class HostileTrafficTests: XCTestCase {
                 let now = realtimeNanoseconds()
                 let served = response.header.receiveTimestamp.unixNanoseconds(nearestTo: now)
                 if abs(served - now) > 1_000_000_000 { note("good client: served time off by \(served - now) ns") }
-                lock.lock(); answered += 1; lock.unlock()
+                lock.lock(); answerCount += 1; lock.unlock()
                 return true
             }
             if record { note("good client: no valid answer within 1 s (poll \(polls))") }
             return false
         }
 
-        func note(_ problem: String) { lock.lock(); problems.append(problem); lock.unlock() }
+        func note(_ problem: String) { lock.lock(); problemList.append(problem); lock.unlock() }
 
         func start(intervalMilliseconds: UInt32, from source: UInt32) throws {
             var options = UDPSocket.Options()
@@ -215,9 +219,11 @@ final class HostileTrafficTests: XCTestCase {
 
         var isStopped: Bool { lock.lock(); defer { lock.unlock() }; return stopped }
 
+        /// Stops the thread and drops it (its closure holds this client: no cycle left).
         func stop() {
             lock.lock(); stopped = true; lock.unlock()
             while let thread, !thread.isFinished { usleep(1000) }
+            thread = nil
         }
     }
 
@@ -390,7 +396,7 @@ final class ForgedAnswerTests: XCTestCase {
         private let lock = NSLock()
         private var stopped = false
         private var requestCount = 0
-        private var thread: Thread!
+        private var thread: Thread?
 
         var requests: Int { lock.lock(); defer { lock.unlock() }; return requestCount }
 
@@ -401,13 +407,16 @@ final class ForgedAnswerTests: XCTestCase {
             address = try main.localAddress()
             sockets = [main, try UDPSocket(bindingTo: .loopbackIPv4(port: 0)),
                        try UDPSocket(bindingTo: SocketAddress(ipv4: 0x7F00_0002, port: address.port))]
-            thread = Thread { [self] in serve(script) }
+            let thread = Thread { [self] in serve(script) }
+            self.thread = thread
             thread.start()
         }
 
+        /// Stops the thread and drops it (the thread's closure holds this server: no cycle left).
         func shutdown() {
             lock.lock(); stopped = true; lock.unlock()
-            while !thread.isFinished { usleep(1000) }
+            while let thread, !thread.isFinished { usleep(1000) }
+            thread = nil
         }
 
         private var isStopped: Bool { lock.lock(); defer { lock.unlock() }; return stopped }
