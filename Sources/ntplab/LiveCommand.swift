@@ -1,3 +1,130 @@
-// Placeholder: `ntplab run` (and the default demo) is written by the lab work (issue 5).
+#if canImport(Glibc)
+import Glibc
+#endif
+import NTPLab
 import ToolSupport
-func runLiveCommand(_ arguments: [String]) -> Int32 { printError("ntplab", "run: not built yet"); return 1 }
+
+/// `ntplab run` and bare `ntplab`: a scenario with real sockets on loopback.
+private let liveTool = ToolDescription(
+    name: "ntplab run",
+    synopsis: [
+        "ntplab run --scenario NAME [--duration S] [--poll P] [--compare chrony] [--json] [--svg FILE] [--csv FILE] [--seed S]",
+        "ntplab            (a one-minute lan-stratum1 run at poll 1 s, plot in ./ntplab-lan-stratum1.svg)",
+    ],
+    summary: """
+    Runs a scenario live: the server (stratumd's serving loop) serves this host's clock on
+    127.0.0.1, an impairment relay applies the scenario's network model to real packets, and
+    the feedforward client (ntpclient's polling loop, kernel timestamps) polls through it and
+    publishes its clock. Ground truth is the host clock: the relay rewrites the served
+    timestamps by a known transform (a counter skew, a migration's jump and new rate, a server
+    step become changes of the time served), and the truth follows it. Nothing touches the
+    system clock.
+
+    The client is measured at every exchange and by reading its published clock every poll/4
+    between exchanges: |error| median, IQR, p99, max; the share of samples inside the bound it
+    published at that moment; recovery after each event. Events happen at the same fraction
+    of the run as in the scenario's simulated duration (migration: at a quarter).
+
+    --compare chrony runs chronyd -x (it never adjusts the clock) as a second client through
+    its own relay with the same network model and poll, and reads its clock from its tracking
+    report every poll/4: its error is the correction it holds (cooked minus system time)
+    against the truth, its bound root delay/2 + root dispersion.
+
+    Scenarios:
+    \(Scenario.all.map { "  " + $0.name + String(repeating: " ", count: max(1, 15 - $0.name.count)) + $0.summary }.joined(separator: "\n"))
+    """,
+    options: [
+        .value("scenario", "NAME", "A scenario from the list above (default lan-stratum1)."),
+        .value("duration", "S", "Seconds to run, 10 to 86400 (default 600; bare ntplab: 60)."),
+        .value("poll", "P", "Poll period in seconds, 1 to 1024 (default: the scenario's, 16;\nbare ntplab: 1). chronyd polls at the nearest power of two."),
+        .value("compare", "chrony", "Also run chronyd -x through its own relay and compare."),
+        .value("seed", "S", "Seed of the network model (default: the scenario's)."),
+        .value("served-offset", "MS", "Add a constant offset in milliseconds to the time served (and to\nthe truth): every client should still show an error near zero."),
+        .flag("json", "Print one JSON document instead of the table."),
+        .value("svg", "FILE", "Write error against time with each client's bound as a band."),
+        .value("csv", "FILE", "Write every sample as CSV: client, time s, error ns, bound ns."),
+        .value("chronyd", "PATH", "The chronyd to run (default: /usr/sbin/chronyd and the usual places)."),
+        .flag("default-demo", "What bare 'ntplab' runs: lan-stratum1, 60 s, poll 1 s, SVG to\n./ntplab-lan-stratum1.svg (each of these can still be overridden)."),
+    ],
+    footer: """
+    Progress goes to stderr every 10 s. Exit status: 0 when the run finished, 1 when it could
+    not run (no free port, chronyd missing or exiting), 2 on a usage error.
+    """
+)
+
+func runLiveCommand(_ arguments: [String]) -> Int32 {
+    let options = parseCommandLineOrExit(liveTool, arguments: arguments)
+    let demo = options.has("default-demo")
+    if !options.positionals.isEmpty {
+        exitWithUsageError(liveTool.name, "unexpected argument '\(options.positionals[0])': name a scenario with --scenario NAME")
+    }
+    let name = options.string("scenario") ?? "lan-stratum1"
+    guard let scenario = Scenario.named(name) else {
+        exitWithUsageError(liveTool.name, "no scenario '\(name)': use one of \(Scenario.all.map(\.name).joined(separator: ", "))")
+    }
+    let durationSeconds: Double
+    let pollSeconds: Int
+    let servedOffsetMilliseconds: Double
+    var seed: UInt64? = nil
+    do throws(UsageError) {
+        durationSeconds = try options.decimal("duration", default: demo ? 60 : 600, in: 10...86_400)
+        pollSeconds = try options.integer("poll", default: demo ? 1 : Int(scenario.configuration.pollNanoseconds / 1_000_000_000), in: 1...1024)
+        servedOffsetMilliseconds = try options.decimal("served-offset", default: 0, in: -100_000...100_000)
+        if let text = options.string("seed") {
+            guard let value = UInt64(text) else { throw UsageError("--seed wants a whole number from 0 to \(UInt64.max), not '\(text)'") }
+            seed = value
+        }
+        if let peer = options.string("compare"), peer != "chrony" {
+            throw UsageError("--compare knows only 'chrony', not '\(peer)'")
+        }
+    } catch {
+        exitWithUsageError(liveTool.name, error.message)
+    }
+    var liveOptions = LiveOptions()
+    liveOptions.compareChrony = options.has("compare")
+    liveOptions.chronydPath = options.string("chronyd")
+    if liveOptions.compareChrony, liveOptions.chronydPath == nil, ChronyPeer.installedPath == nil {
+        exitWithFailure(liveTool.name, "--compare chrony: chronyd is not installed (apt-get install chrony)")
+    }
+    let svgPath = options.string("svg") ?? (demo ? "ntplab-\(scenario.name).svg" : nil)
+    let json = options.has("json")
+
+    let plan = LivePlan(scenario: scenario, durationNanoseconds: Int64(durationSeconds * 1e9), pollSeconds: Double(pollSeconds),
+                        seed: seed, extraServedOffsetNanoseconds: Int64((servedOffsetMilliseconds * 1e6).rounded()))
+    printError("ntplab", "running \(scenario.name) live on loopback for \(formatDuration(plan.durationNanoseconds)) at poll \(pollSeconds) s"
+               + (liveOptions.compareChrony ? ", chronyd -x alongside" : "") + " ...")
+    let result: LiveResult
+    do throws(LabError) {
+        result = try LiveRunner.run(plan, options: liveOptions) { line in printError("ntplab", line) }
+    } catch {
+        printError(liveTool.name, error.message)
+        return ExitStatus.failure.rawValue
+    }
+    if let svgPath {
+        do throws(LabError) { try writeTextFile(svgPath, LiveReport.plot(result).render()) } catch {
+            printError(liveTool.name, error.message)
+            return ExitStatus.failure.rawValue
+        }
+    }
+    if let csvPath = options.string("csv") {
+        do throws(LabError) { try writeTextFile(csvPath, LiveReport.csv(result)) } catch {
+            printError(liveTool.name, error.message)
+            return ExitStatus.failure.rawValue
+        }
+    }
+    if json {
+        printLine(LiveReport.json(result).rendered())
+    } else {
+        writeAll(STDOUT_FILENO, LiveReport.table(result))
+        if let svgPath { printLine("plot written to \(absolutePath(svgPath))") }
+    }
+    return ExitStatus.success.rawValue
+}
+
+/// `path` made absolute against the working directory, so the user knows where to look.
+private func absolutePath(_ path: String) -> String {
+    if path.hasPrefix("/") { return path }
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    guard getcwd(&buffer, buffer.count) != nil else { return path }
+    return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) } + "/" + path
+}

@@ -44,6 +44,8 @@ public struct RelayCounters: Sendable, Equatable {
     public var overflowDrops = 0
     public var sendErrors = 0
     public var clients = 0
+    /// Client slots given to a new source address because the table was full.
+    public var recycledClientSlots = 0
     /// Smallest and largest delay the model assigned (due − arrival), per direction, ns.
     public var minimumRequestDelayNanoseconds: Int64 = .max
     public var maximumRequestDelayNanoseconds: Int64 = 0
@@ -88,6 +90,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
     private var clientIndex: [SocketAddress: Int] = [:]
     private var clientAddresses: [SocketAddress] = []
     private var upstreams: [UDPSocket] = []
+    private var nextRecycledSlot = 0
     private let pollDescriptors: UnsafeMutableBufferPointer<pollfd>
     private let receiveBuffer: UnsafeMutableRawBufferPointer
 
@@ -264,7 +267,9 @@ public final class ImpairmentRelay: @unchecked Sendable {
     /// The client's slot, opening its upstream socket the first time it is seen.
     private func clientSlot(for source: SocketAddress) -> Int? {
         if let index = clientIndex[source] { return index }
-        guard upstreams.count < configuration.maximumClients else { return nil }
+        if upstreams.count >= configuration.maximumClients {
+            return recycleOldestSlot(for: source)
+        }
         var options = UDPSocket.Options()
         options.nonBlocking = true
         options.receiveTimestamps = true
@@ -278,5 +283,30 @@ public final class ImpairmentRelay: @unchecked Sendable {
         clientIndex[source] = index
         self.local.clients = upstreams.count
         return index
+    }
+
+    /// NTP clients send each request from a fresh source port (RFC 9109 §3; ntpclient and
+    /// chronyd both do), so a long run sees far more source addresses than it has slots.
+    /// When the table is full, the slot opened longest ago gets a new upstream socket for the
+    /// new address. Its old client's exchange ended long before (it is `maximumClients`
+    /// sources back), so no response in flight is misdirected in practice.
+    private func recycleOldestSlot(for source: SocketAddress) -> Int? {
+        guard !upstreams.isEmpty else { return nil }
+        let slot = nextRecycledSlot
+        var options = UDPSocket.Options()
+        options.nonBlocking = true
+        options.receiveTimestamps = true
+        let upstream = configuration.upstreamAddress
+        let local = upstream.family == .ipv4 ? SocketAddress.loopbackIPv4(port: 0) : SocketAddress.loopbackIPv6(port: 0)
+        guard let socket = try? UDPSocket(bindingTo: local, options: options) else { return nil }
+        do { try socket.connect(to: upstream) } catch { socket.close(); return nil }
+        upstreams[slot].close()
+        upstreams[slot] = socket
+        clientIndex.removeValue(forKey: clientAddresses[slot])
+        clientAddresses[slot] = source
+        clientIndex[source] = slot
+        nextRecycledSlot = (slot + 1) % upstreams.count
+        self.local.recycledClientSlots += 1
+        return slot
     }
 }

@@ -1,0 +1,91 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A child process started with posix_spawn, its output going to a file (never to a pipe
+/// nobody drains). The one place the lab starts other programs; the C strings live only
+/// inside `start`.
+public final class ChildProcess: @unchecked Sendable {
+    public let path: String
+    public let processID: pid_t
+    private var exitStatus: Int32? = nil
+
+    /// Starts `path` with `arguments`, stdout and stderr appended to `logPath`.
+    public init(path: String, arguments: [String], logPath: String) throws(LabError) {
+        self.path = path
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO)
+        posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        guard result == 0 else {
+            throw LabError("cannot start \(path): \(String(cString: strerror(result)))")
+        }
+        processID = pid
+    }
+
+    deinit { _ = stop() }
+
+    /// The exit status if the process has ended (reaps it), nil while it runs.
+    public func exitedStatus() -> Int32? {
+        if let exitStatus { return exitStatus }
+        var status: Int32 = 0
+        let result = waitpid(processID, &status, WNOHANG)
+        guard result == processID else { return nil }
+        exitStatus = ChildProcess.decode(status)
+        return exitStatus
+    }
+
+    /// SIGTERM, then up to 3 s for it to end, then SIGKILL. Returns the exit status.
+    @discardableResult
+    public func stop() -> Int32 {
+        if let status = exitedStatus() { return status }
+        kill(processID, SIGTERM)
+        for _ in 0..<300 {
+            if let status = exitedStatus() { return status }
+            usleep(10_000)
+        }
+        kill(processID, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(processID, &status, 0)
+        exitStatus = ChildProcess.decode(status)
+        return exitStatus!
+    }
+
+    /// Exit code, or 128 + signal number when killed by a signal.
+    private static func decode(_ status: Int32) -> Int32 {
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    }
+}
+
+/// The first of `candidates` that is an executable file, if any.
+public func firstExecutable(_ candidates: [String]) -> String? {
+    candidates.first { access($0, X_OK) == 0 }
+}
+
+/// The last non-empty line of a text file (a child's last complaint), or "" if none.
+public func lastLine(ofFile path: String) -> String {
+    guard let file = fopen(path, "r") else { return "" }
+    defer { fclose(file) }
+    var last = ""
+    var buffer = [CChar](repeating: 0, count: 4096)
+    while fgets(&buffer, Int32(buffer.count), file) != nil {
+        let line = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }.trimmingNewline()
+        if !line.isEmpty { last = line }
+    }
+    return last
+}
+
+extension String {
+    func trimmingNewline() -> String {
+        var s = self
+        while s.hasSuffix("\n") || s.hasSuffix("\r") { s.removeLast() }
+        return s
+    }
+}
