@@ -1,3 +1,4 @@
+import ToolSupport
 import Glibc
 
 /// Fixed-point decimal text without Foundation: `fixedDecimal(1.25, 1)` is "1.3"
@@ -64,25 +65,9 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
+    /// RFC 8259 string escaping, shared with the tools' JSON lines.
     private static func writeString(_ value: String, to out: inout String) {
-        out += "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out += "\""
+        out += JSONObject.quote(value)
     }
 }
 
