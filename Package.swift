@@ -23,7 +23,7 @@ let package = Package(
         // Pure estimator and stateless reader.
         .target(name: "FeedforwardClock"),
         .target(name: "NTPServer", dependencies: ["NTPPacket", "KernelStamps"]),
-        .target(name: "NTPClient", dependencies: ["NTPPacket", "KernelStamps", "FeedforwardClock"]),
+        .target(name: "NTPClient", dependencies: ["NTPPacket", "KernelStamps", "FeedforwardClock", "ToolSupport"]),
         .target(name: "NTPLab", dependencies: ["NTPPacket", "KernelStamps", "FeedforwardClock", "NTPServer", "NTPClient", "ToolSupport"]),
         // One option parser and one output vocabulary for the three tools.
         .target(name: "ToolSupport", dependencies: ["NTPPacket"]),
@@ -40,8 +40,8 @@ let package = Package(
         .testTarget(name: "KernelStampsTests", dependencies: ["KernelStamps"]),
         .testTarget(name: "FeedforwardClockTests", dependencies: ["FeedforwardClock"]),
         .testTarget(name: "ServerTests", dependencies: ["NTPServer", "NTPPacket"]),
-        .testTarget(name: "ClientTests", dependencies: ["NTPClient", "NTPPacket", "FeedforwardClock"]),
-        .testTarget(name: "LabTests", dependencies: ["NTPLab"]),
+        .testTarget(name: "ClientTests", dependencies: ["NTPClient", "NTPPacket", "FeedforwardClock", "ToolSupport"]),
+        .testTarget(name: "LabTests", dependencies: ["NTPLab", "ToolSupport"]),
         .testTarget(name: "LoopbackTests", dependencies: ["NTPServer", "NTPClient", "NTPLab", "KernelStamps", "NTPPacket"]),
     ]
 )

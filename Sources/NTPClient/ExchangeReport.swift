@@ -1,5 +1,6 @@
 import FeedforwardClock
 import NTPPacket
+import ToolSupport
 
 /// What happened to one exchange and the clock right after it: the data of one output line.
 /// Pure value; the text and JSON renderings below are the one place their layout is defined.
@@ -150,26 +151,6 @@ public struct ExchangeReport: Sendable, Equatable {
 
 /// Right-aligned fixed-point text of `value` in `width` columns ("-" when nil or not finite).
 func column(_ value: Double?, width: Int, decimals: Int) -> String {
-    let text = value.map { formatFixed($0, decimals: decimals) } ?? "-"
+    let text = value.map { fixedDecimal($0, decimals) } ?? "-"
     return String(repeating: " ", count: max(1, width - text.count)) + text
-}
-
-/// `value` with exactly `decimals` digits after the point, rounded half away from zero;
-/// "inf"/"nan" for non-finite values. No Foundation (house rule for library code).
-public func formatFixed(_ value: Double, decimals: Int) -> String {
-    guard value.isFinite else { return value.isNaN ? "nan" : (value < 0 ? "-inf" : "inf") }
-    var scale = 1.0
-    for _ in 0..<decimals { scale *= 10 }
-    let scaled = (abs(value) * scale).rounded()
-    guard scaled < 9e18 else { return value < 0 ? "-huge" : "huge" }
-    let whole = UInt64(scaled)
-    let unit = UInt64(scale)
-    let integerPart = whole / unit
-    let fractionPart = whole % unit
-    var text = (value < 0 && whole != 0 ? "-" : "") + String(integerPart)
-    if decimals > 0 {
-        let digits = String(fractionPart)
-        text += "." + String(repeating: "0", count: decimals - digits.count) + digits
-    }
-    return text
 }

@@ -2,38 +2,18 @@
 // the 72 real packets of shared/vectors (chrony, ntpsec, ntpdig; MACs, NTS fields, kiss codes).
 import CMallocCounter
 import NTPPacket
+import ToolSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 
-private let codecUsage = """
-usage: ntpbench codec [--operations N] [--vectors PATH]
-  --operations N   operations per measurement (default 10000000)
-  --vectors PATH   real-implementations.json (default: found next to the source tree)
-"""
-
 func runCodecBenchmark(_ arguments: [String]) -> Int32 {
-    var operations = 10_000_000
-    var vectorsPath: String? = nil
-    var index = 0
-    while index < arguments.count {
-        let argument = arguments[index]
-        switch argument {
-        case "--help", "-h":
-            print(codecUsage); return 0
-        case "--operations", "--vectors":
-            guard index + 1 < arguments.count else {
-                printError("ntpbench codec: \(argument) needs a value; see `ntpbench codec --help`"); return 2
-            }
-            let value = arguments[index + 1]
-            if argument == "--vectors" { vectorsPath = value }
-            else if let count = Int(value), count > 0 { operations = count }
-            else { printError("ntpbench codec: --operations wants a positive integer, got '\(value)'"); return 2 }
-            index += 2
-        default:
-            printError("ntpbench codec: unknown option '\(argument)'; see `ntpbench codec --help`"); return 2
-        }
-    }
+    let options = parseBenchmarkOptions("codec", summary: "NTPPacket decode and encode over the 72 real packets of shared/vectors:\nns per operation and heap allocations per operation.", options: [
+        .value("operations", "N", "Operations per measurement (default 10000000)."),
+        .value("vectors", "PATH", "real-implementations.json (default: found next to the source tree)."),
+    ], arguments)
+    let operations = optionOrExit("codec") { () throws(UsageError) in try options.integer("operations", default: 10_000_000, in: 1...Int(Int32.max)) }
+    let vectorsPath = options.string("vectors")
 
     guard let (path, text) = readVectorsFile(explicitPath: vectorsPath) else {
         printError("ntpbench codec: cannot read real-implementations.json; pass --vectors PATH (it lives in shared/vectors)")
@@ -102,7 +82,7 @@ func runCodecBenchmark(_ arguments: [String]) -> Int32 {
                             ("timestamp: NTP -> Unix ns -> NTP", timestamps)] {
         let nanosecondsPerOperation = Double(result.nanoseconds) / Double(operations)
         let allocationsPerOperation = Double(result.allocations) / Double(operations)
-        print("\(pad(label, 42)) \(padLeft(format(nanosecondsPerOperation, decimals: 1), 7))   \(padLeft(format(allocationsPerOperation, decimals: 6), 19))   (\(result.allocations))")
+        print("\(leftAligned(label, 42)) \(rightAligned(fixedDecimal(nanosecondsPerOperation, 1), 7))   \(rightAligned(fixedDecimal(allocationsPerOperation, 6), 19))   (\(result.allocations))")
         if result.allocations != 0 { allZero = false }
         if result.sink == 0x5EED { print("") }  // keeps the work observable
     }
@@ -173,27 +153,6 @@ private func measure(_ operations: Int, packetCount: Int, _ body: (Int, inout UI
 
 /// Proves the counter sees allocations (so a "0" below is real): allocates through Swift's
 /// runtime, exactly as a careless hot path would. Returns how many it counted, nil if none.
-private func mallocCounterSelfCheck() -> UInt64? {
-    let before = stratum_malloc_count()
-    let array = makeArray(count: 1000)
-    let after = stratum_malloc_count()
-    guard array.count == 1000, after > before else { return nil }
-    return after - before
-}
-
-@inline(never)
-private func makeArray(count: Int) -> [Int] {
-    var array = [Int](repeating: 0, count: count)
-    array[count / 2] = count
-    return array
-}
-
-private func monotonicNanoseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-}
-
 /// Reads the vectors file: the explicit path, or shared/vectors found relative to the working
 /// directory or to this source file.
 private func readVectorsFile(explicitPath: String?) -> (String, String)? {
@@ -261,21 +220,3 @@ private func decodeHex(_ hex: String) -> [UInt8]? {
     return bytes
 }
 
-private func format(_ value: Double, decimals: Int) -> String {
-    var scale = 1.0
-    for _ in 0..<decimals { scale *= 10 }
-    let scaled = Int64((value * scale).rounded())
-    let whole = scaled / Int64(scale)
-    let fraction = scaled % Int64(scale)
-    guard decimals > 0 else { return "\(whole)" }
-    let fractionText = String(fraction)
-    return "\(whole)." + String(repeating: "0", count: decimals - fractionText.count) + fractionText
-}
-
-private func pad(_ text: String, _ width: Int) -> String {
-    text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
-}
-
-private func padLeft(_ text: String, _ width: Int) -> String {
-    text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
-}

@@ -2,48 +2,26 @@
 // through `process`) at poll 16 s with the 7-day history full (feedforward-spec §3).
 import CMallocCounter
 import FeedforwardClock
+import ToolSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 
-private let filterUsage = """
-usage: ntpbench filter [--history N] [--updates N] [--poll SECONDS]
-  --history N      stamps fed before timing, to fill the 7-day history (default 40320: 7 days
-                   at poll 16 plus a margin, so both RTT generations have rotated)
-  --updates N      timed filter updates (default 200000)
-  --poll SECONDS   the filter's poll period, which sizes its windows (default 16)
-"""
-
-/// Entry point for `ntpbench filter` (the lead registers it in `benchmarkCommands`).
+/// Entry point for `ntpbench filter`.
 func runFilterBenchmark(_ arguments: [String]) -> Int32 {
-    var history = 40_320
-    var updates = 200_000
-    var poll = 16.0
-    var index = 0
-    while index < arguments.count {
-        let argument = arguments[index]
-        if argument == "--help" || argument == "-h" { print(filterUsage); return 0 }
-        guard ["--history", "--updates", "--poll"].contains(argument) else {
-            printError("ntpbench filter: unknown option '\(argument)'; see `ntpbench filter --help`"); return 2
-        }
-        guard index + 1 < arguments.count else {
-            printError("ntpbench filter: \(argument) needs a value; see `ntpbench filter --help`"); return 2
-        }
-        let value = arguments[index + 1]
-        switch argument {
-        case "--poll":
-            guard let seconds = Double(value), seconds >= 1, seconds <= 131_072 else {
-                printError("ntpbench filter: --poll wants seconds from 1 to 131072, got '\(value)'"); return 2
-            }
-            poll = seconds
-        default:
-            guard let count = Int(value), count > 0 else {
-                printError("ntpbench filter: \(argument) wants a positive integer, got '\(value)'"); return 2
-            }
-            if argument == "--history" { history = count } else { updates = count }
-        }
-        index += 2
+    let options = parseBenchmarkOptions("filter", summary: "One FeedforwardClock update (one stamp through process) at poll 16 s with the\n7-day history full: ns per update and heap allocations per update.", options: [
+        .value("history", "N", "Stamps fed before timing (default 40320: 7 days at poll 16\nplus a margin, so both RTT generations have rotated)."),
+        .value("updates", "N", "Timed filter updates (default 200000)."),
+        .value("poll", "SECONDS", "The filter's poll period, which sizes its windows (default 16)."),
+    ], arguments)
+    let history = optionOrExit("filter") { () throws(UsageError) in try options.integer("history", default: 40_320, in: 1...100_000_000) }
+    let updates = optionOrExit("filter") { () throws(UsageError) in try options.integer("updates", default: 200_000, in: 1...100_000_000) }
+    let poll = optionOrExit("filter") { () throws(UsageError) in try options.decimal("poll", default: 16, in: 1...131_072) }
+    guard let selfCheck = mallocCounterSelfCheck() else {
+        printError("ntpbench filter: the malloc counter did not see a known allocation; allocation figures would be meaningless")
+        return 1
     }
+    print("malloc counter self-check: \(selfCheck) allocation(s) seen for one known array")
 
     // Every stamp is made before any measurement, so the timed loop runs only the filter.
     var path = SyntheticPath(pollSeconds: poll)
@@ -60,36 +38,36 @@ func runFilterBenchmark(_ arguments: [String]) -> Int32 {
     // Timed loop: one clock read and one counter read on each side of it only.
     var sink = 0.0
     let allocationsBefore = stratum_malloc_count()
-    let start = benchmarkNanoseconds()
+    let start = monotonicNanoseconds()
     for stamp in timedStamps {
         if clock.process(stamp) != .accepted { rejected += 1 }
         sink += clock.parameters.offsetNanoseconds
     }
-    let end = benchmarkNanoseconds()
+    let end = monotonicNanoseconds()
     let allocations = stratum_malloc_count() - allocationsBefore
 
     // Distribution: each update timed alone (adds two clock reads of overhead to each).
     for (i, stamp) in sampledStamps.enumerated() {
-        let before = benchmarkNanoseconds()
+        let before = monotonicNanoseconds()
         if clock.process(stamp) != .accepted { rejected += 1 }
-        perUpdate[i] = benchmarkNanoseconds() - before
+        perUpdate[i] = monotonicNanoseconds() - before
     }
     perUpdate.sort()
 
     let windows = clock.windows
     let meanNanoseconds = Double(end - start) / Double(updates)
-    print("ntpbench filter: FeedforwardClock.process at poll \(formatDecimal(poll, 0)) s")
+    print("ntpbench filter: FeedforwardClock.process at poll \(fixedDecimal(poll, 0)) s")
     print("windows (stamps): history \(windows.history), shift \(windows.shift), offset \(windows.offset), "
           + "local period \(windows.localPeriod), warm-up \(windows.warmUp)")
-    print("history fed first: \(history) stamps (\(formatDecimal(Double(history) * poll / 86_400, 1)) days); "
+    print("history fed first: \(history) stamps (\(fixedDecimal(Double(history) * poll / 86_400, 1)) days); "
           + "status after it: \(statusWords(afterHistory.status)); stamps rejected: \(rejected)")
     print("")
     print("timed updates          \(updates)")
-    print("ns per update (mean)   \(formatDecimal(meanNanoseconds, 1))")
+    print("ns per update (mean)   \(fixedDecimal(meanNanoseconds, 1))")
     print("ns per update p50/p99/max (\(perUpdate.count) timed alone)   "
           + "\(perUpdate[perUpdate.count / 2]) / \(perUpdate[perUpdate.count * 99 / 100]) / \(perUpdate[perUpdate.count - 1])")
-    print("heap allocations       \(allocations) total, \(formatDecimal(Double(allocations) / Double(updates), 6)) per update")
-    print("final: maxError \(formatDecimal(clock.parameters.maxErrorNanoseconds, 0)) ns, "
+    print("heap allocations       \(allocations) total, \(fixedDecimal(Double(allocations) / Double(updates), 6)) per update")
+    print("final: maxError \(fixedDecimal(clock.parameters.maxErrorNanoseconds, 0)) ns, "
           + "status \(statusWords(clock.parameters.status))")
     if sink.isNaN { print("") }   // keeps the work observable
     if rejected > 0 {
@@ -143,23 +121,3 @@ private func statusWords(_ status: ClockStatus) -> String {
     return words.isEmpty ? "ok" : words.joined(separator: ",")
 }
 
-private func benchmarkNanoseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-}
-
-private func formatDecimal(_ value: Double, _ decimals: Int) -> String {
-    guard value.isFinite else { return "\(value)" }
-    var scale = 1.0
-    for _ in 0..<decimals { scale *= 10 }
-    let scaled = (abs(value) * scale).rounded()
-    let whole = UInt64(scaled) / UInt64(scale)
-    let fraction = UInt64(scaled) % UInt64(scale)
-    var text = (value < 0 && scaled != 0 ? "-" : "") + String(whole)
-    if decimals > 0 {
-        let digits = String(fraction)
-        text += "." + String(repeating: "0", count: decimals - digits.count) + digits
-    }
-    return text
-}

@@ -6,30 +6,20 @@
 import CMallocCounter
 import NTPPacket
 import NTPServer
+import ToolSupport
 import KernelStamps
 #if canImport(Glibc)
 import Glibc
 #endif
 
-private let serverBenchUsage = """
-usage: ntpbench server [--requests N]
-  --requests N   requests per phase (default 2000000 in phase 1, N/10 over sockets)
-"""
-
 func runServerBenchmark(_ arguments: [String]) -> Int32 {
-    var requests = 2_000_000
-    if arguments.first == "--help" || arguments.first == "-h" { print(serverBenchUsage); return 0 }
-    if arguments.count == 2 && arguments[0] == "--requests", let value = Int(arguments[1]), value >= 1000 {
-        requests = value
-    } else if !arguments.isEmpty {
-        printError("ntpbench server: unknown arguments; see `ntpbench server --help`"); return 2
+    let benchOptions = parseBenchmarkOptions("server", summary: "stratumd's request path, pure core and real serving loop over loopback:\nns per request and heap allocations per request.", options: [
+        .value("requests", "N", "Requests in phase 1 (default 2000000); phase 2 sends N/10 over sockets."),
+    ], arguments)
+    let requests = optionOrExit("server") { () throws(UsageError) in try benchOptions.integer("requests", default: 2_000_000, in: 1000...Int(Int32.max)) }
+    guard let probeCount = mallocCounterSelfCheck() else {
+        printError("ntpbench server: the malloc counter saw no allocation; figures would be meaningless"); return 1
     }
-    // Self-check: the counter must see a real allocation.
-    let probeBefore = stratum_malloc_count()
-    let probe = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 16)
-    let probeCount = stratum_malloc_count() - probeBefore
-    probe.deallocate()
-    guard probeCount > 0 else { printError("ntpbench server: the malloc counter saw no allocation; figures would be meaningless"); return 1 }
 
     // ---- Phase 1: the pure core.
     let state = ServerState(leapIndicator: .noWarning, stratum: 1, precision: -24, rootDelay: .zero,

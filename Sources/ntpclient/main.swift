@@ -116,7 +116,7 @@ func runNow() -> Never {
         } else if now.freshness == .unusable {
             printLine("no usable time: \(now.parameters.status.contains(.noEstimate) ? "the publisher has no estimate yet" : "the parameters are over 1024 s overdue") (status \(words.joined(separator: ",")))")
         } else {
-            printLine("\(UTCTimeText.iso8601(unixNanoseconds: now.unixNanoseconds)) ± \(formatFixed(now.maxErrorNanoseconds / 1000, decimals: 3)) µs \(freshnessWord(now.freshness)) \(words.isEmpty ? "ok" : words.joined(separator: ","))")
+            printLine("\(UTCTimeText.iso8601(unixNanoseconds: now.unixNanoseconds)) ± \(fixedDecimal(now.maxErrorNanoseconds / 1000, 3)) µs \(freshnessWord(now.freshness)) \(words.isEmpty ? "ok" : words.joined(separator: ","))")
         }
     }
     exit(unusable ? ExitStatus.failure.rawValue : ExitStatus.success.rawValue)
@@ -151,7 +151,7 @@ func runOnce(_ serverText: String) -> Never {
         ]))
     } else {
         let sign = result.offsetNanoseconds >= 0 ? "+" : ""
-        printLine("\(UTCTimeText.iso8601(unixNanoseconds: now)) \(sign)\(formatFixed(Double(result.offsetNanoseconds) / 1e9, decimals: 9)) +/- \(formatFixed(Double(result.errorBoundNanoseconds) / 1e9, decimals: 9)) s delay \(formatFixed(Double(result.delayNanoseconds) / 1e9, decimals: 9)) s \(server) s\(result.stratum) (\(result.answers)/\(result.attempts) answers; offset = server − system clock)")
+        printLine("\(UTCTimeText.iso8601(unixNanoseconds: now)) \(sign)\(fixedDecimal(Double(result.offsetNanoseconds) / 1e9, 9)) +/- \(fixedDecimal(Double(result.errorBoundNanoseconds) / 1e9, 9)) s delay \(fixedDecimal(Double(result.delayNanoseconds) / 1e9, 9)) s \(server) s\(result.stratum) (\(result.answers)/\(result.attempts) answers; offset = server − system clock)")
     }
     exit(ExitStatus.success.rawValue)
 }

@@ -3,6 +3,7 @@ import Foundation
 import FeedforwardClock
 import NTPPacket
 @testable import NTPClient
+import ToolSupport
 
 /// Parameters whose every field is distinct, so a field written to the wrong word shows.
 func distinctParameters(_ k: Int64) -> ClockParameters {
@@ -18,14 +19,14 @@ func distinctParameters(_ k: Int64) -> ClockParameters {
 
 final class OutputTests: XCTestCase {
     func testFormatFixed() {
-        XCTAssertEqual(formatFixed(1.23456, decimals: 3), "1.235")
-        XCTAssertEqual(formatFixed(-0.0004, decimals: 3), "0.000")
-        XCTAssertEqual(formatFixed(-12.5, decimals: 0), "-13")
-        XCTAssertEqual(formatFixed(0.05, decimals: 1), "0.1")
-        XCTAssertEqual(formatFixed(-3.002, decimals: 2), "-3.00")
-        XCTAssertEqual(formatFixed(7, decimals: 2), "7.00")
-        XCTAssertEqual(formatFixed(.infinity, decimals: 2), "inf")
-        XCTAssertEqual(formatFixed(.nan, decimals: 2), "nan")
+        XCTAssertEqual(fixedDecimal(1.23456, 3), "1.235")
+        XCTAssertEqual(fixedDecimal(-0.0004, 3), "0.000")
+        XCTAssertEqual(fixedDecimal(-12.5, 0), "-13")
+        XCTAssertEqual(fixedDecimal(0.05, 1), "0.1")
+        XCTAssertEqual(fixedDecimal(-3.002, 2), "-3.00")
+        XCTAssertEqual(fixedDecimal(7, 2), "7.00")
+        XCTAssertEqual(fixedDecimal(.infinity, 2), "inf")
+        XCTAssertEqual(fixedDecimal(.nan, 2), "nan")
     }
 
     func report(outcome: ExchangeReport.Outcome = .accepted, parameters: ClockParameters = distinctParameters(0)) -> ExchangeReport {

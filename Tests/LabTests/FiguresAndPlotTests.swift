@@ -4,6 +4,7 @@ import Foundation
 import FoundationXML
 #endif
 @testable import NTPLab
+import ToolSupport
 
 final class FiguresTests: XCTestCase {
     /// |error| = 1…100 ns (signs alternating), bound 50 ns. By hand, type-7 quantiles

@@ -1,3 +1,4 @@
+import ToolSupport
 /// One measurement of the client's clock against the reference.
 public struct ErrorSample: Sendable, Equatable {
     /// True time of the sample, ns since scenario start.

@@ -1,24 +1,6 @@
 import ToolSupport
 import Glibc
 
-/// Fixed-point decimal text without Foundation: `fixedDecimal(1.25, 1)` is "1.3"
-/// (half away from zero). Non-finite values print as "nan", "inf", "-inf".
-public func fixedDecimal(_ value: Double, _ decimals: Int) -> String {
-    guard value.isFinite else { return value.isNaN ? "nan" : (value < 0 ? "-inf" : "inf") }
-    let places = max(0, min(decimals, 9))
-    var scale: Int64 = 1
-    for _ in 0..<places { scale *= 10 }
-    let scaled = (abs(value) * Double(scale)).rounded()
-    guard scaled < 9.0e18 else { return String(value) }
-    let units = Int64(scaled)
-    let sign = value < 0 && units != 0 ? "-" : ""
-    let whole = String(units / scale)
-    guard places > 0 else { return sign + whole }
-    var fraction = String(units % scale)
-    while fraction.count < places { fraction = "0" + fraction }
-    return sign + whole + "." + fraction
-}
-
 /// A small JSON value and encoder (RFC 8259); object keys keep their order.
 public enum JSONValue: Sendable, Equatable {
     case null

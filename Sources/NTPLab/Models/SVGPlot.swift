@@ -1,4 +1,5 @@
 import Glibc
+import ToolSupport
 
 /// Tick positions at "nice" steps: 1, 2 or 5 times a power of ten.
 public enum NiceTicks {

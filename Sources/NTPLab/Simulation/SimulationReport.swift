@@ -1,3 +1,4 @@
+import ToolSupport
 /// Text, plot and promise checks for simulation results (lab-scenarios.md, "Figures").
 public enum SimulationReport {
     /// The figures table (one row per scenario), then one line per scenario with the run's
