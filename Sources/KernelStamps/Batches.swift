@@ -3,6 +3,44 @@ import Glibc
 #endif
 import CKernelStamps
 
+/// The storage both batch kinds share: `capacity` packet buffers of `bufferSize` bytes,
+/// address storage, one iovec and one mmsghdr per slot, wired together once.
+struct MessageVector {
+    let capacity: Int
+    let bufferSize: Int
+    let buffers: UnsafeMutableRawPointer
+    let addresses: UnsafeMutablePointer<sockaddr_storage>
+    let iovecs: UnsafeMutablePointer<iovec>
+    let headers: UnsafeMutablePointer<ck_mmsghdr>
+
+    /// `iovecLength` is each slot's initial iov_len: the whole buffer to receive into,
+    /// 0 for a send slot not yet filled.
+    init(capacity: Int, bufferSize: Int, iovecLength: (Int) -> Int) {
+        self.capacity = capacity
+        self.bufferSize = bufferSize
+        buffers = .allocate(byteCount: capacity * bufferSize, alignment: 16)
+        addresses = .allocate(capacity: capacity)
+        addresses.initialize(repeating: sockaddr_storage(), count: capacity)
+        iovecs = .allocate(capacity: capacity)
+        headers = .allocate(capacity: capacity)
+        for i in 0..<capacity {
+            iovecs[i] = iovec(iov_base: buffers + i * bufferSize, iov_len: iovecLength(bufferSize))
+            var header = ck_mmsghdr()
+            header.msg_hdr.msg_iov = iovecs + i
+            header.msg_hdr.msg_iovlen = 1
+            header.msg_hdr.msg_name = UnsafeMutableRawPointer(addresses + i)
+            headers[i] = header
+        }
+    }
+
+    func deallocate() {
+        buffers.deallocate()
+        addresses.deallocate()
+        iovecs.deallocate()
+        headers.deallocate()
+    }
+}
+
 /// Buffers for one recvmmsg(2) call, allocated once (packet buffers, address storage,
 /// iovecs, mmsghdrs, control buffers, parsed stamps) and reused for every call: the receive
 /// path allocates nothing. Owned by one worker thread.
@@ -12,10 +50,10 @@ public final class ReceiveBatch: @unchecked Sendable {
     /// Datagrams held from the last `receive(on:)`.
     public private(set) var count: Int = 0
 
-    private let buffers: UnsafeMutableRawPointer
-    private let addresses: UnsafeMutablePointer<sockaddr_storage>
-    private let iovecs: UnsafeMutablePointer<iovec>
-    private let headers: UnsafeMutablePointer<ck_mmsghdr>
+    private let vector: MessageVector
+    private var buffers: UnsafeMutableRawPointer { vector.buffers }
+    private var addresses: UnsafeMutablePointer<sockaddr_storage> { vector.addresses }
+    private var headers: UnsafeMutablePointer<ck_mmsghdr> { vector.headers }
     private let controls: UnsafeMutableRawPointer
     private let stamps: UnsafeMutablePointer<Int64>
 
@@ -23,30 +61,17 @@ public final class ReceiveBatch: @unchecked Sendable {
         precondition(capacity > 0 && capacity <= 1024 && bufferSize > 0, "ReceiveBatch: capacity 1...1024, bufferSize > 0")
         self.capacity = capacity
         self.bufferSize = bufferSize
-        buffers = .allocate(byteCount: capacity * bufferSize, alignment: 16)
-        addresses = .allocate(capacity: capacity)
-        addresses.initialize(repeating: sockaddr_storage(), count: capacity)
-        iovecs = .allocate(capacity: capacity)
-        headers = .allocate(capacity: capacity)
+        vector = MessageVector(capacity: capacity, bufferSize: bufferSize, iovecLength: { $0 })
         controls = .allocate(byteCount: capacity * controlBytesPerMessage, alignment: 16)
         stamps = .allocate(capacity: capacity)
         stamps.initialize(repeating: 0, count: capacity)
         for i in 0..<capacity {
-            iovecs[i] = iovec(iov_base: buffers + i * bufferSize, iov_len: bufferSize)
-            var header = ck_mmsghdr()
-            header.msg_hdr.msg_iov = iovecs + i
-            header.msg_hdr.msg_iovlen = 1
-            header.msg_hdr.msg_name = UnsafeMutableRawPointer(addresses + i)
-            header.msg_hdr.msg_control = controls + i * controlBytesPerMessage
-            headers[i] = header
+            vector.headers[i].msg_hdr.msg_control = controls + i * controlBytesPerMessage
         }
     }
 
     deinit {
-        buffers.deallocate()
-        addresses.deallocate()
-        iovecs.deallocate()
-        headers.deallocate()
+        vector.deallocate()
         controls.deallocate()
         stamps.deallocate()
     }
@@ -121,36 +146,20 @@ public final class SendBatch: @unchecked Sendable {
     public let bufferSize: Int
     public private(set) var count: Int = 0
 
-    private let buffers: UnsafeMutableRawPointer
-    private let addresses: UnsafeMutablePointer<sockaddr_storage>
-    private let iovecs: UnsafeMutablePointer<iovec>
-    private let headers: UnsafeMutablePointer<ck_mmsghdr>
+    private let vector: MessageVector
+    private var buffers: UnsafeMutableRawPointer { vector.buffers }
+    private var addresses: UnsafeMutablePointer<sockaddr_storage> { vector.addresses }
+    private var iovecs: UnsafeMutablePointer<iovec> { vector.iovecs }
+    private var headers: UnsafeMutablePointer<ck_mmsghdr> { vector.headers }
 
     public init(capacity: Int = 64, bufferSize: Int = 2048) {
         precondition(capacity > 0 && capacity <= 1024 && bufferSize > 0, "SendBatch: capacity 1...1024, bufferSize > 0")
         self.capacity = capacity
         self.bufferSize = bufferSize
-        buffers = .allocate(byteCount: capacity * bufferSize, alignment: 16)
-        addresses = .allocate(capacity: capacity)
-        addresses.initialize(repeating: sockaddr_storage(), count: capacity)
-        iovecs = .allocate(capacity: capacity)
-        headers = .allocate(capacity: capacity)
-        for i in 0..<capacity {
-            iovecs[i] = iovec(iov_base: buffers + i * bufferSize, iov_len: 0)
-            var header = ck_mmsghdr()
-            header.msg_hdr.msg_iov = iovecs + i
-            header.msg_hdr.msg_iovlen = 1
-            header.msg_hdr.msg_name = UnsafeMutableRawPointer(addresses + i)
-            headers[i] = header
-        }
+        vector = MessageVector(capacity: capacity, bufferSize: bufferSize, iovecLength: { _ in 0 })
     }
 
-    deinit {
-        buffers.deallocate()
-        addresses.deallocate()
-        iovecs.deallocate()
-        headers.deallocate()
-    }
+    deinit { vector.deallocate() }
 
     public var isFull: Bool { count == capacity }
 
