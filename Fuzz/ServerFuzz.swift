@@ -97,6 +97,7 @@ func handleAndCheck(_ core: ServerCore, _ request: UnsafeRawBufferPointer, sourc
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzServer(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let request = UnsafeRawBufferPointer(start: data, count: size)
+    guard size <= followUp.count else { return 0 }  // UDP over Ethernet never carries more
     let core = ServerCore(state: state, rateLimit: RateLimit(intervalNanoseconds: 1_000_000_000, burst: 4),
                           interleavedEnabled: true, clientTableCapacity: 16, seed: 7)
     let first = SocketAddress.Key(high: 0, low: 0xFFFF_7F00_0001)

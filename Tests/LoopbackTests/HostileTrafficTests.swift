@@ -157,8 +157,7 @@ final class HostileTrafficTests: XCTestCase {
 
         /// One poll; true when a correct answer came within a second.
         func poll(_ socket: UDPSocket, _ buffer: UnsafeMutableRawBufferPointer, record: Bool) -> Bool {
-            var generator = SystemRandomNumberGenerator()
-            let request = OutstandingRequest(transmitTimestamp: NTPClient.ClientRequest.randomTransmitTimestamp(using: &generator),
+            let request = OutstandingRequest(transmitTimestamp: NTPTimestamp(rawValue: UInt64.random(in: 1...UInt64.max)),
                                              server: server)
             var bytes = [UInt8](repeating: 0, count: 48)
             bytes.withUnsafeMutableBytes { _ = try? NTPClient.ClientRequest.encode(transmitTimestamp: request.transmitTimestamp, into: $0) }
