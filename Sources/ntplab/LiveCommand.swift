@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import KernelStamps
 import NTPLab
 import ToolSupport
 
@@ -43,6 +44,7 @@ private let liveTool = ToolDescription(
         .flag("json", "Print one JSON document instead of the table."),
         .value("svg", "FILE", "Write error against time with each client's bound as a band."),
         .value("csv", "FILE", "Write every sample as CSV: client, time s, error ns, bound ns."),
+        .value("exchanges", "FILE", "Write our client's exchanges as JSON lines (as ntpclient --json)."),
         .value("chronyd", "PATH", "The chronyd to run (default: /usr/sbin/chronyd and the usual places)."),
         .flag("default-demo", "What bare 'ntplab' runs: lan-stratum1, 60 s, poll 1 s, SVG to\n./ntplab-lan-stratum1.svg (each of these can still be overridden)."),
     ],
@@ -80,7 +82,14 @@ func runLiveCommand(_ arguments: [String]) -> Int32 {
     } catch {
         exitWithUsageError(liveTool.name, error.message)
     }
+    // SIGINT/SIGTERM arrive on a signalfd (blocked in every thread the run starts), so the
+    // run can stop chronyd before it exits.
+    let signals: SignalReceiver
+    do throws(KernelError) { signals = try SignalReceiver(signals: [SIGINT, SIGTERM]) } catch {
+        exitWithFailure(liveTool.name, "cannot set up signal handling: \(error.description)")
+    }
     var liveOptions = LiveOptions()
+    liveOptions.interrupted = { (try? signals.pending()) != nil }
     liveOptions.compareChrony = options.has("compare")
     liveOptions.chronydPath = options.string("chronyd")
     if liveOptions.compareChrony, liveOptions.chronydPath == nil, ChronyPeer.installedPath == nil {
@@ -108,6 +117,12 @@ func runLiveCommand(_ arguments: [String]) -> Int32 {
     }
     if let csvPath = options.string("csv") {
         do throws(LabError) { try writeTextFile(csvPath, LiveReport.csv(result)) } catch {
+            printError(liveTool.name, error.message)
+            return ExitStatus.failure.rawValue
+        }
+    }
+    if let exchangesPath = options.string("exchanges") {
+        do throws(LabError) { try writeTextFile(exchangesPath, result.exchangeLines.map { $0 + "\n" }.joined()) } catch {
             printError(liveTool.name, error.message)
             return ExitStatus.failure.rawValue
         }

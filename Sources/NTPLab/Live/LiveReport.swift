@@ -1,3 +1,4 @@
+import ToolSupport
 /// Output of a live run: the figures table (ours and the peer side by side), JSON, the plot.
 public enum LiveReport {
     /// The table, then a line per client with its counts and where the bound failed, and
@@ -10,7 +11,8 @@ public enum LiveReport {
         let plan = result.plan
         out += "\(plan.scenario.name) live: \(formatDuration(plan.durationNanoseconds)) at poll \(fixedDecimal(plan.pollSeconds, plan.pollSeconds < 10 ? 1 : 0)) s, seed \(plan.seed); "
             + "truth = host clock through the relay's served-time transform"
-            + (plan.scenario.reference == .server ? " (the server's clock)" : "") + "\n"
+            + (plan.scenario.reference == .server ? " (the server's clock)" : "")
+            + (result.realtimeScheduling ? "; lab threads and chronyd at SCHED_FIFO 10" : "; normal scheduling (not permitted to raise it)") + "\n"
         out += clientLine(result.ours) + "; \(result.exchanges) exchanges, \(result.acceptedExchanges) accepted\n"
         if let peer = result.peer { out += clientLine(peer) + "\n" }
         if !plan.events.isEmpty {
@@ -74,6 +76,7 @@ public enum LiveReport {
             JSONMember("durationNanoseconds", .integer(plan.durationNanoseconds)),
             JSONMember("pollSeconds", .number(plan.pollSeconds)),
             JSONMember("originUnixNanoseconds", .integer(result.originUnixNanoseconds)),
+            JSONMember("realtimeScheduling", .bool(result.realtimeScheduling)),
             JSONMember("exchanges", .integer(Int64(result.exchanges))),
             JSONMember("acceptedExchanges", .integer(Int64(result.acceptedExchanges))),
             JSONMember("events", .array(plan.events.map {

@@ -6,6 +6,7 @@ import KernelStamps
 import NTPClient
 import NTPServer
 import Synchronization
+import ToolSupport
 
 /// One client's measurements in a live run.
 public struct LiveClientResult: Sendable {
@@ -35,6 +36,10 @@ public struct LiveResult: Sendable {
     public var serverCounters: ServerCounters
     public var exchanges: Int
     public var acceptedExchanges: Int
+    /// Our client's exchanges as `ntpclient --json` prints them, one JSON line each.
+    public var exchangeLines: [String]
+    /// True when the lab's threads and chronyd ran at real-time priority.
+    public var realtimeScheduling: Bool
 }
 
 /// How a live run is set up apart from its plan.
@@ -44,6 +49,11 @@ public struct LiveOptions: Sendable {
     public var chronydPath: String? = nil
     /// Reads of each clock between exchanges: every poll / this (at least every 2 s).
     public var readsPerPoll: Int = 4
+    /// Run the lab's threads and chronyd at SCHED_FIFO priority 10 when permitted (root).
+    public var realtimeScheduling = true
+    /// Asked between reads; true ends the run at once with an error (chronyd, the relays and
+    /// the server are stopped on the way out).
+    public var interrupted: (@Sendable () -> Bool)? = nil
     public init() {}
 }
 
@@ -67,6 +77,11 @@ public struct LiveOptions: Sendable {
 public enum LiveRunner {
     public static func run(_ plan: LivePlan, options: LiveOptions = LiveOptions(),
                            progress: (String) -> Void = { _ in }) throws(LabError) -> LiveResult {
+        // The lab's threads (server, relays, client, reader) and chronyd inherit this
+        // thread's scheduling: real-time when allowed, so that other work on the machine
+        // does not turn into relay lateness (path asymmetry the scenario does not have).
+        let realtimeScheduling = options.realtimeScheduling && raiseSchedulingPriority()
+        defer { if realtimeScheduling { restoreSchedulingPriority() } }
         // The server: this host's clock, served as a stratum-1 reference.
         var serverConfiguration = ServerConfiguration(listenAddresses: [.loopbackIPv4(port: 0)], threads: 1,
                                                       identity: ServerState.Identity(precision: measuredClockPrecision(),
@@ -80,10 +95,14 @@ public enum LiveRunner {
         server.start()
         defer { server.stop() }
         let serverAddress = server.boundAddresses[0]
+        // Warm the server's path first: a fresh process's first response can leave many
+        // milliseconds after its transmit stamp was taken (page faults, lazy set-up), an
+        // asymmetry no real stratum-1 server that has run for a while shows.
+        try warmUp(serverAddress, exchanges: 4)
 
         // Time zero: CLOCK_REALTIME (for the transform and the samples) and CLOCK_MONOTONIC
         // (for the relays' network events), read together, a moment from now.
-        let lead: Int64 = options.compareChrony ? 300_000_000 : 50_000_000
+        let lead: Int64 = 500_000_000
         let origin = realtimeNanoseconds() + lead
         let startMonotonic = clockNanoseconds(.monotonic) + lead
         let transform = plan.transform(originUnixNanoseconds: origin)
@@ -115,6 +134,9 @@ public enum LiveRunner {
             ourRelay.stop()
             peerRelay?.stop()
         }
+        // And each relay's (its first upstream socket, its first sends), before time zero.
+        try warmUp(ourRelay.listenAddress, exchanges: 2)
+        if let peerRelay { try warmUp(peerRelay.listenAddress, exchanges: 2) }
 
         // Our client, publishing its clock to a private file.
         var pathTemplate = Array("/tmp/ntplab-clock-XXXXXX".utf8CString)
@@ -152,6 +174,9 @@ public enum LiveRunner {
                 continue
             }
             next += interval
+            if options.interrupted?() == true {
+                throw LabError("interrupted after \(formatDuration(now - origin)): no figures")
+            }
             ours.readPublished(reader)
             if let peer {
                 if let failure = peer.failure { throw LabError(failure) }
@@ -173,7 +198,50 @@ public enum LiveRunner {
                           peer: peer == nil ? nil : theirs.result(notes: []),
                           relayCounters: relays, serverCounters: server.counters(),
                           exchanges: client.reports.count,
-                          acceptedExchanges: client.reports.filter { $0.outcome == .accepted }.count)
+                          acceptedExchanges: client.reports.filter { $0.outcome == .accepted }.count,
+                          exchangeLines: client.reports.map { jsonLine($0) },
+                          realtimeScheduling: realtimeScheduling)
+    }
+}
+
+/// SCHED_FIFO priority 10 for the calling thread (inherited by threads and children it
+/// starts); false when not permitted.
+private func raiseSchedulingPriority() -> Bool {
+    var parameters = sched_param()
+    parameters.sched_priority = 10
+    return pthread_setschedparam(pthread_self(), SCHED_FIFO, &parameters) == 0
+}
+
+private func restoreSchedulingPriority() {
+    var parameters = sched_param()
+    parameters.sched_priority = 0
+    _ = pthread_setschedparam(pthread_self(), SCHED_OTHER, &parameters)
+}
+
+/// One exchange as `ntpclient --json` prints it (same keys, same order).
+func jsonLine(_ report: ExchangeReport) -> String {
+    JSONValue.object(report.fields.map { field in
+        let value: JSONValue
+        switch field.value {
+        case .integer(let number): value = .integer(number)
+        case .number(let number): value = .number(number)
+        case .text(let text): value = .string(text)
+        case .words(let words): value = .array(words.map { .string($0) })
+        case .null: value = .null
+        }
+        return JSONMember(field.key, value)
+    }).rendered()
+}
+
+/// A few exchanges whose answers are thrown away, so the first measured one is not a cold start.
+private func warmUp(_ address: SocketAddress, exchanges: Int) throws(LabError) {
+    do throws(NTPClientError) {
+        let exchanger = try Exchanger()
+        for _ in 0..<exchanges {
+            _ = try exchanger.exchange(with: address, timeoutNanoseconds: 100_000_000, rejected: { _ in })
+        }
+    } catch {
+        throw LabError("warming up \(address): \(error)")
     }
 }
 
