@@ -62,9 +62,11 @@ public enum ClockFreshness: Sendable, Equatable {
 ///
 /// A plain value of fixed-size fields, so it can be copied into shared memory as is.
 /// Rebased at each update so that `counter − counterOrigin` stays small:
-/// `Ca(T) = timeAtOriginNanoseconds + timeAtOriginFraction + period·1e9·(T − counterOrigin)`,
-/// which is the spec's `p̂·T + K − θ̂` with the whole nanoseconds kept in an Int64 so that
-/// every published time resolves 1 ns (§1).
+/// `Ca(T) = timeAtOriginNanoseconds + timeAtOriginFraction + localPeriod·1e9·(T − counterOrigin)`,
+/// which is the spec's `p̂·T + K − θ̂` at the last stamp, extrapolated from there at the local
+/// rate as RADclock's reader does (§5: θ̂ drifts at p̂_local − p̂ between stamps), with the
+/// whole nanoseconds kept in an Int64 so that every published time resolves 1 ns (§1).
+/// The difference clock Cd stays on `period`.
 public struct ClockParameters: Sendable, Equatable {
     /// Raw counter (ns of CLOCK_MONOTONIC_RAW) at which `timeAtOrigin…` holds.
     public var counterOrigin: Int64
@@ -78,7 +80,8 @@ public struct ClockParameters: Sendable, Equatable {
     public var periodError: Double
     /// Hard relative bound on the error of p̂ from its defining stamp pair (§8.2), dimensionless.
     public var periodErrorBound: Double
-    /// p̂_local: seconds per tick over the local-period windows (§5).
+    /// p̂_local: seconds per tick over the local-period windows (§5) once it has passed its
+    /// quality and sanity gates, else p̂. Ca extrapolates from `counterOrigin` at this rate.
     public var localPeriod: Double
     /// θ̂ in nanoseconds: the uncorrected clock C minus the server's time (positive: C ahead).
     public var offsetNanoseconds: Double
@@ -150,9 +153,10 @@ extension ClockParameters {
         return parts.nanoseconds
     }
 
-    /// Ca(T) as whole Unix nanoseconds plus a fraction in [0, 1).
+    /// Ca(T) as whole Unix nanoseconds plus a fraction in [0, 1), extrapolated from the last
+    /// stamp at p̂_local (`localPeriod`).
     @inlinable public func absoluteTimeParts(atCounter counter: Int64) -> (nanoseconds: Int64, fraction: Double) {
-        let elapsed = (period * 1e9) * Double(counter &- counterOrigin) + timeAtOriginFraction
+        let elapsed = (localPeriod * 1e9) * Double(counter &- counterOrigin) + timeAtOriginFraction
         let whole = elapsed.rounded(.down)
         return (timeAtOriginNanoseconds &+ Int64(whole), elapsed - whole)
     }

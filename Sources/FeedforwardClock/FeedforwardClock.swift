@@ -33,6 +33,12 @@ public struct FeedforwardConfiguration: Sendable, Equatable {
     /// Stamps an epoch needs before the clock is called synchronised (§8.4: the first four
     /// of the start-up burst give a period over 6 s and an offset from four stamps).
     public var stampsBeforeSynchronised: Int
+    /// How long an observed rate jump keeps ageing the published bound at its full size
+    /// (§8.2, §8.3): a counter whose rate has jumped may jump again between two stamps, and
+    /// nothing but that history can say by how much. After this much quiet time the allowance
+    /// halves for every further such period. Six hours: far above an erratic clock's dwell
+    /// times (minutes), short enough that a one-off migration stops costing within a day.
+    public var rateJumpMemorySeconds: Double
 
     public init(pollPeriodSeconds: Double = 16,
                 timestampingLimitNanoseconds: Double = 5_000,
@@ -40,7 +46,8 @@ public struct FeedforwardConfiguration: Sendable, Equatable {
                 maximumRateError: Double = 0.6,
                 rateWanderBound: Double = 0.5e-6,
                 counterResolutionTicks: Int64 = 1,
-                stampsBeforeSynchronised: Int = 4) {
+                stampsBeforeSynchronised: Int = 4,
+                rateJumpMemorySeconds: Double = 21_600) {
         self.pollPeriodSeconds = pollPeriodSeconds
         self.timestampingLimitNanoseconds = timestampingLimitNanoseconds
         self.eventStampCount = eventStampCount
@@ -48,6 +55,7 @@ public struct FeedforwardConfiguration: Sendable, Equatable {
         self.rateWanderBound = rateWanderBound
         self.counterResolutionTicks = counterResolutionTicks
         self.stampsBeforeSynchronised = stampsBeforeSynchronised
+        self.rateJumpMemorySeconds = rateJumpMemorySeconds
     }
 }
 
@@ -99,10 +107,27 @@ public struct FeedforwardWindows: Sendable, Equatable {
 ///   When `eventStampCount` consecutive suspects agree, under a new rate fitted to them
 ///   (rate event) or under p̂ (step), a new epoch starts from the first suspect: windows,
 ///   warm-up and reference restart there; a rate event also resets p̂ and RTThat (RTT in
-///   ticks changed meaning). θ̂'s whole ns are folded into K at each re-seed.
+///   ticks changed meaning). θ̂'s whole ns are folded into K at each re-seed. A step-only
+///   event (after warm-up) keeps p̂, its error, p̂_local and the full phase: a step moves
+///   offsets, not rates. Only pairs must not straddle the step, so the reference becomes the
+///   best post-step stamp (re-chosen while a better one arrives within a warm-up's length), and
+///   the local-period windows refill from the step while the old p̂_local stays in use; once
+///   two near-window widths have passed, p̂_local is refreshed from the best stamp of the
+///   epoch's first window to the near window's (same gates) until the far window is full.
 /// - §8.2 maxError = min over the offset window of |θ̂ − θ_j| + RTT_j/2 + δ·age_j, plus the
 ///   last stamp's rootDelay/2 + rootDispersion; δ = hard bound of p̂ + |p̂_local/p̂ − 1| +
 ///   `rateWanderBound`. While suspects are pending it also covers each of them.
+///   The published growth rate (`maxErrorGrowthRate`, what readers age the bound with between
+///   stamps) is δ plus the larger of: the rate the pending suspects imply (one suspect:
+///   `maximumRateError`, since a rate change late in the gap explains any disagreement with
+///   any rate, so nothing smaller is honest; two or more: the pair fit between the first and
+///   newest, plus its bound), and the size of rate jumps observed recently (rate events, local-period sanity
+///   failures), held for `rateJumpMemorySeconds` then halving per such period. Capped at
+///   `maximumRateError`. Event detection keeps using δ alone, so a large allowance never hides
+///   a disagreeing stamp.
+/// - §1/§5 Readers extrapolate Ca from the last stamp at p̂_local (RADclock's reader does so
+///   too): published `localPeriod` is p̂_local once it has passed its quality and sanity
+///   gates, p̂ before. Cd stays on p̂.
 /// - §8.4 Synchronised once the epoch holds `stampsBeforeSynchronised` stamps and no
 ///   suspect is pending.
 public struct FeedforwardClock: Sendable {
@@ -177,6 +202,15 @@ public struct FeedforwardClock: Sendable {
     // Clock events (§8.1).
     private var pending: [Int]
     private var pendingCount = 0
+    /// Largest recently observed rate jump (relative) and the Tf at which it was last renewed (§8.2).
+    private var rateJump: Double = 0
+    private var rateJumpCounter: Int64 = 0
+    /// Step-only epochs keep the full phase; until this index a better stamp replaces the reference.
+    private var referenceOpenUntil = -1
+    /// Step-only epochs keep p̂_local and refresh it from a growing baseline while the
+    /// local-period windows refill; `epochFarBest` is the best of the epoch's first window.
+    private var refreshingLocalPeriod = false
+    private var epochFarBest = -1
 
     public init(configuration: FeedforwardConfiguration = FeedforwardConfiguration()) {
         self.configuration = configuration
@@ -326,6 +360,7 @@ public struct FeedforwardClock: Sendable {
         if let fitted = pairPeriod(first, stamp) {
             let moved = abs(fitted.period / period - 1) > fitted.bound + delta
             if moved && pendingAgree(period: fitted.period, slack: fitted.bound + configuration.rateWanderBound) {
+                noteRateJump(fitted.period / period, at: stamp.tf)
                 restartEpoch(from: pending[0], upTo: i, rateChanged: true)
                 status.insert(.rateChange)
                 return
@@ -362,18 +397,38 @@ public struct FeedforwardClock: Sendable {
 
     /// Start a new epoch at stamp `start` (the first post-event stamp).
     private mutating func restartEpoch(from start: Int, upTo i: Int, rateChanged: Bool) {
+        let keepRates = !rateChanged && !inWarmUp
         epochStart = start
         pendingCount = 0
-        inWarmUp = true
-        warmFarBest = -1
-        warmFarEnd = start
         lastPairFar = -1
         lastPairNear = -1
-        reference = .none
         generationBestCurrent = .none
         generationBestPrevious = .none
         thetaValid = false
-        localPeriodValid = false
+        if keepRates {
+            // A step moves offsets, not rates: keep p̂ (and its error) and p̂_local; re-anchor
+            // the reference on this side of the step.
+            reference = .none
+            for j in start...i {
+                let s = ring[slot(j)]
+                if reference.index < 0 || s.rtt - s.rttHat < reference.rtt - reference.rttHat { reference = s }
+            }
+            referenceOpenUntil = start + windows.warmUp
+            refreshingLocalPeriod = true
+            epochFarBest = -1
+            for j in start..<i where j - start < windows.localPeriodNear {
+                let s = ring[slot(j)]
+                if !s.qualityWarning && (epochFarBest < 0 || s.rtt < ring[slot(epochFarBest)].rtt) { epochFarBest = j }
+            }
+        } else {
+            refreshingLocalPeriod = false
+            inWarmUp = true
+            warmFarBest = -1
+            warmFarEnd = start
+            reference = .none
+            referenceOpenUntil = -1
+            localPeriodValid = false
+        }
         shiftMinimum.reset()
         warmNearMinimum.reset()
         localNearMinimum.reset()
@@ -446,6 +501,10 @@ public struct FeedforwardClock: Sendable {
             status.insert(.periodSanity)
             return
         }
+        if i <= referenceOpenUntil, !stamp.suspect, stamp.rtt - stamp.rttHat < reference.rtt - reference.rttHat {
+            reference = stamp    // a better anchor on this side of a step
+            return
+        }
         let pointError = period * Double(stamp.rtt - stamp.rttHat)
         guard pointError < periodPointErrorLimit, let pair = pairPeriod(reference, stamp) else { return }
         let referenceError = period * Double(reference.rtt - reference.rttHat)
@@ -513,10 +572,21 @@ public struct FeedforwardClock: Sendable {
             localFarMinimum.push(index: farEnd, key: periodKey(ring[slot(farEnd)]))
             localFarMinimum.dropBefore(farEnd - width + 1)
         }
-        guard farEnd - width + 1 >= epochStart,
-              let farIndex = localFarMinimum.minimumIndex, localFarMinimum.minimumKey != .max,
-              let nearIndex = localNearMinimum.minimumIndex, localNearMinimum.minimumKey != .max
-        else {
+        let position = i - epochStart
+        if refreshingLocalPeriod && position < width && periodKey(stamp) != .max
+            && (epochFarBest < 0 || stamp.rtt < ring[slot(epochFarBest)].rtt) {
+            epochFarBest = i
+        }
+        var farIndex = -1, nearIndex = -1
+        if let near = localNearMinimum.minimumIndex, localNearMinimum.minimumKey != .max { nearIndex = near }
+        if farEnd - width + 1 >= epochStart {
+            if let far = localFarMinimum.minimumIndex, localFarMinimum.minimumKey != .max { farIndex = far }
+        } else if refreshingLocalPeriod && position + 1 >= 2 * width {
+            // After a step-only event the kept p̂_local would go stale while the windows
+            // refill: until they do, the far window is the epoch's first one, fixed.
+            farIndex = epochFarBest
+        }
+        guard farIndex >= 0, nearIndex >= 0 else {
             if !localPeriodValid { localPeriod = period }
             return
         }
@@ -530,6 +600,7 @@ public struct FeedforwardClock: Sendable {
         }
         if localPeriodValid && abs(pair.period / localPeriod - 1) > localPeriodSanityLimit {
             status.insert(.localPeriodSanity)
+            noteRateJump(pair.period / localPeriod, at: stamp.tf)
             return
         }
         localPeriod = pair.period
@@ -608,6 +679,33 @@ public struct FeedforwardClock: Sendable {
             configuration.maximumRateError)
     }
 
+    /// Remembers a rate jump of relative size |ratio − 1| (either direction) seen at `counter`.
+    private mutating func noteRateJump(_ ratio: Double, at counter: Int64) {
+        guard ratio > 0, ratio.isFinite else { return }
+        let size = max(abs(ratio - 1), abs(1 / ratio - 1))
+        rateJump = max(rateJumpAllowance(at: counter), size)
+        rateJumpCounter = counter
+    }
+
+    /// The observed-jump allowance at `counter`: held for `rateJumpMemorySeconds` of quiet,
+    /// then halving per such period (§8.2).
+    private func rateJumpAllowance(at counter: Int64) -> Double {
+        guard rateJump > 0 else { return 0 }
+        let memory = max(configuration.rateJumpMemorySeconds, 1)
+        let quiet = period * Double(counter - rateJumpCounter) * 1e-9
+        return quiet <= memory ? rateJump : rateJump * exp2(-(quiet - memory) / memory)
+    }
+
+    /// The rate the pending suspects imply, beyond p̂ (§8.1, §8.2): 0 with none.
+    private func pendingRate() -> Double {
+        guard pendingCount > 0 else { return 0 }
+        let newest = ring[slot(pending[pendingCount - 1])]
+        if pendingCount >= 2, let fitted = pairPeriod(ring[slot(pending[0])], newest) {
+            return abs(fitted.period / period - 1) + fitted.bound
+        }
+        return configuration.maximumRateError
+    }
+
     // MARK: - §7 Publication and §8.2 the hard bound
 
     private mutating func publish(_ i: Int, stamp: Stamp, previous: ClockParameters, eventDeclared: Bool,
@@ -666,6 +764,8 @@ public struct FeedforwardClock: Sendable {
         let caWhole = ca.rounded(.down)
         let sinceUpdate = period * Double(now - thetaUpdateCounter)
         let nextTicks = Int64((nextExchangeInSeconds * 1e9 / period).rounded())
+        let growth = min(delta + max(pendingRate(), rateJumpAllowance(at: now)),
+                         configuration.maximumRateError)
         parameters = ClockParameters(
             counterOrigin: now,
             timeAtOriginNanoseconds: kNanoseconds + Int64(caWhole),
@@ -673,11 +773,11 @@ public struct FeedforwardClock: Sendable {
             period: period * 1e-9,
             periodError: periodError,
             periodErrorBound: periodErrorBound,
-            localPeriod: localPeriod * 1e-9,
+            localPeriod: (localPeriodValid ? localPeriod : period) * 1e-9,
             offsetNanoseconds: theta,
             errorEstimateNanoseconds: errorAtUpdate + errorGrowthRate * sinceUpdate,
             maxErrorNanoseconds: published,
-            maxErrorGrowthRate: delta,
+            maxErrorGrowthRate: max(growth, delta),
             lastStampCounter: now,
             nextStampExpectedCounter: now + max(nextTicks, 1),
             leap: stamp.leap,

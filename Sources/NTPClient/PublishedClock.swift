@@ -21,7 +21,9 @@ import Synchronization
 public enum PublishedClockLayout {
     /// "FFCLOCK1" read as a little-endian UInt64.
     public static let magic: UInt64 = 0x314B_434F_4C43_4646
-    public static let version: UInt64 = 1
+    /// 2: readers extrapolate Ca at `localPeriod` (p̂_local), not `period`; same words as 1,
+    /// but a version-1 reader would tell a different time from the same parameters.
+    public static let version: UInt64 = 2
     public static let counterClockMonotonicRaw: UInt64 = 1
     public static let fieldCount = 19
     static let magicWord = 0, versionWord = 1, sequenceWord = 2, clockWord = 3, firstFieldWord = 4

@@ -93,6 +93,7 @@ final class OutputTests: XCTestCase {
     func testSystemClockOffsetIsRealtimeMinusFeedforwardClock() {
         var p = distinctParameters(0)
         p.period = 1e-9
+        p.localPeriod = 1e-9
         p.timeAtOriginFraction = 0.25
         // Ca at counterOrigin + 1000 is timeAtOrigin + 1000.25 ns; the system clock reads 500 ns more.
         let reading = SystemClockReading(rawNanoseconds: p.counterOrigin + 1_000,
@@ -146,10 +147,10 @@ final class PublishTests: XCTestCase {
             let read = try XCTUnwrap(buffer.read())
             XCTAssertEqual(read.parameters, p)
             XCTAssertEqual(read.sequence, first.sequence + 2, "one update moves the sequence by two")
-            // The documented fixed layout: magic "FFCLOCK1", version 1, raw counter, then fields.
+            // The documented fixed layout: magic "FFCLOCK1", version 2, raw counter, then fields.
             let bytes = UnsafeRawBufferPointer(start: base, count: PublishedClockLayout.usedByteCount)
             XCTAssertEqual(Array(bytes[0..<8]), Array("FFCLOCK1".utf8))
-            XCTAssertEqual(bytes.load(fromByteOffset: 8, as: UInt64.self), 1)
+            XCTAssertEqual(bytes.load(fromByteOffset: 8, as: UInt64.self), 2)
             XCTAssertEqual(bytes.load(fromByteOffset: 24, as: UInt64.self), 1)
             XCTAssertEqual(bytes.load(fromByteOffset: 32, as: Int64.self), p.counterOrigin)
             XCTAssertEqual(bytes.load(fromByteOffset: 40, as: Int64.self), p.timeAtOriginNanoseconds)

@@ -209,6 +209,7 @@ final class FeedforwardClockTests: XCTestCase {
         p.timeAtOriginNanoseconds = 1_700_000_000_123_456_789
         p.timeAtOriginFraction = 0.25
         p.period = 1e-9
+        p.localPeriod = 1e-9
         let far = p.counterOrigin + 864_000_000_000_000
         var previous = p.absoluteTime(atCounter: far)
         XCTAssertEqual(previous, p.timeAtOriginNanoseconds + 864_000_000_000_000)
@@ -219,6 +220,7 @@ final class FeedforwardClockTests: XCTestCase {
         }
         // 20 PPM slow counter: every tick advances 1 ns, one tick in 50 000 advances 2.
         p.period = 1.00002e-9
+        p.localPeriod = p.period
         let start = p.absoluteTime(atCounter: far)
         var twos = 0
         previous = start
@@ -273,5 +275,129 @@ final class FeedforwardClockTests: XCTestCase {
         XCTAssertEqual(s.last.parameters.periodOffsetPPM, (1 / (1 + 50e-6) - 1) * 1e6, accuracy: 0.01)
         XCTAssertNil(s.firstIndex(from: 0, with: .clockStep))
         XCTAssertNil(s.firstIndex(from: 0, with: .rateChange))
+    }
+
+    // MARK: - Bounds between stamps, rate jumps, step-only events, local-rate reads
+
+    /// Between-stamp reads that broke the bound from stamp `start` on.
+    private func assertHonestBetween(_ s: Scenario, from start: Int, _ what: String,
+                                     file: StaticString = #filePath, line: UInt = #line) {
+        let late = s.betweenViolations.filter { $0.index >= start }
+        XCTAssertTrue(late.isEmpty, "\(what): \(late.count) reads between stamps outside maxError, first: "
+                      + (late.first.map { "after stamp \($0.index): error \($0.errorNanoseconds) ns, bound \($0.boundNanoseconds) ns" } ?? ""),
+                      file: file, line: line)
+    }
+
+    // §8.1/§8.2: while suspects are pending the bound must grow at the rate they imply, not
+    // at the old rate bound: a +33 PPM change between stamps (the lab's migration) and a
+    // 20% change with a 5 s counter jump.
+    func testBoundCoversErrorBetweenStampsWhileEventIsPending() {
+        var s = Scenario(path: PathSimulator(rate: 1 + 4e-6, seed: 29))
+        s.run(8 + 600)
+        let changedIn = s.observations.count
+        s.rateChangeInNextInterval = (1, 1 + 37e-6)
+        s.run(60)
+        guard let suspect = s.firstIndex(from: changedIn, with: .eventSuspected) else { return XCTFail("no suspect") }
+        XCTAssertNotNil(s.firstIndex(from: suspect, with: .rateChange))
+        assertHonest(s, from: suspect)
+        assertHonestBetween(s, from: suspect, "+33 PPM")
+        // While suspects were pending, the published growth rate covered the new rate.
+        XCTAssertGreaterThan(s.observations[suspect].parameters.maxErrorGrowthRate, 33e-6)
+
+        var jump = Scenario(path: PathSimulator(rate: 1 + 50e-6, seed: 9))
+        jump.run(8 + 600)
+        let migratedAt = jump.observations.count
+        jump.path.setRate(1.2, counterJump: 5_000_000_000)
+        jump.run(60)
+        assertHonest(jump, from: migratedAt)
+        assertHonestBetween(jump, from: migratedAt, "+20% and 5 s")
+    }
+
+    // §8.2/§8.3: once rate jumps have been seen, the bound ages at their size, so a counter
+    // whose rate keeps jumping (the lab's erratic-rate) publishes an honest bound between
+    // stamps; quiet hours let the allowance decay, and before any jump there is none.
+    func testErraticRateBoundAgesAtObservedJumps() {
+        var s = Scenario(path: PathSimulator(rate: 1.0, seed: 31))
+        s.run(8 + 600)
+        let quietGrowth = s.last.parameters.maxErrorGrowthRate
+        XCTAssertLessThan(quietGrowth, 2e-6, "no jump seen yet: no allowance")
+        let rates = [1.35, 1.1, 1.2, 1.0]
+        let firstChange = s.observations.count
+        for k in 0..<12 {
+            s.rateChangeInNextInterval = (k % 3 + 1, rates[k % 4])
+            s.run(20 + 3 * (k % 4))
+        }
+        guard let firstSuspect = s.firstIndex(from: firstChange, with: .eventSuspected) else { return XCTFail("no suspect") }
+        let declared = s.observations[firstChange...].filter { $0.parameters.status.contains(.rateChange) }.count
+        XCTAssertEqual(declared, 12, "every jump is a rate event")
+        assertHonest(s, from: firstSuspect)
+        assertHonestBetween(s, from: firstSuspect, "erratic rate")
+        XCTAssertGreaterThanOrEqual(s.last.parameters.maxErrorGrowthRate, 0.35)
+        // Nine quiet hours: the allowance is held for six, then decays.
+        s.run(2_025)
+        let decayed = s.last.parameters.maxErrorGrowthRate
+        XCTAssertLessThan(decayed, 0.3)
+        XCTAssertGreaterThan(decayed, 0.1)
+        assertHonest(s, from: firstSuspect)
+        assertHonestBetween(s, from: firstSuspect, "after the quiet hours")
+    }
+
+    /// The counter's rate drifts steadily (a temperature ramp), so p̂_local differs from p̂.
+    private func runWithRamp(_ s: inout Scenario, stamps: Int, ppmPerHour: Double) {
+        for _ in 0..<stamps {
+            s.step()
+            s.path.setRate(s.path.rate + ppmPerHour * 1e-6 * s.poll / 3600)
+        }
+    }
+
+    // §8.1: a step changes offsets, not rates: p̂, p̂_local and the error after a step-only
+    // event stay as good as before it (the lab's server-step sat 15 µs more biased for 1.7 h).
+    func testStepOnlyEventKeepsTheLocalPeriod() {
+        var s = Scenario(path: PathSimulator(rate: 1 + 4e-6, seed: 37))
+        runWithRamp(&s, stamps: 8 + 900, ppmPerHour: 0.2)
+        let before = s.last.parameters
+        XCTAssertGreaterThan(abs(before.localPeriod / before.period - 1), 0.05e-6, "the ramp must make p̂_local matter")
+        let worstBefore = s.worstError(from: 8 + 600)
+        let stepAt = s.observations.count
+        s.path.serverOffsetNanoseconds += 100_000_000
+        runWithRamp(&s, stamps: 400, ppmPerHour: 0.2)
+        guard let event = s.firstIndex(from: stepAt, with: .clockStep) else { return XCTFail("step not declared") }
+        XCTAssertNil(s.firstIndex(from: stepAt, with: .rateChange))
+        let after = s.observations[event].parameters
+        XCTAssertEqual(after.period, before.period, accuracy: 1e-9 * 0.01e-6, "p̂ kept")
+        XCTAssertEqual(after.localPeriod / before.localPeriod, 1, accuracy: 0.02e-6, "p̂_local kept")
+        XCTAssertLessThan(s.worstError(from: event + 5), max(1.5 * worstBefore, 10_000),
+                          "after the step, as good as before it (\(worstBefore) ns)")
+        assertHonest(s, from: event)
+    }
+
+    // §1/§5: readers extrapolate Ca from the last stamp at p̂_local; Cd stays on p̂.
+    func testReaderExtrapolatesWithLocalPeriod() {
+        var p = ClockParameters.empty
+        p.status = []
+        p.counterOrigin = 1_000_000
+        p.timeAtOriginNanoseconds = 1_700_000_000_000_000_000
+        p.timeAtOriginFraction = 0.5
+        p.period = 1e-9
+        p.localPeriod = 1.000_001e-9
+        XCTAssertEqual(p.absoluteTime(atCounter: p.counterOrigin + 1_000_000_000),
+                       p.timeAtOriginNanoseconds + 1_000_001_000)
+        XCTAssertEqual(p.absoluteTime(atCounter: p.counterOrigin), p.timeAtOriginNanoseconds)
+        XCTAssertEqual(p.difference(fromCounter: 0, toCounter: 1_000_000_000), 1e9, accuracy: 1e-6)
+
+        // A 0.4 PPM rate change the global p̂ follows only slowly: an hour without stamps
+        // stays close when read at p̂_local.
+        var s = Scenario(path: PathSimulator(rate: 1 + 4e-6, seed: 41))
+        s.run(8 + 600)
+        s.path.setRate(1 + 4.4e-6)
+        s.run(500)
+        let last = s.last.parameters
+        XCTAssertGreaterThan(abs(last.localPeriod / last.period - 1), 0.05e-6, "p̂ still lags the new rate")
+        XCTAssertNil(s.firstIndex(from: 0, with: .rateChange))
+        s.path.advance(seconds: 3600)
+        let counter = s.path.counter(at: s.path.now)
+        let error = Double(last.absoluteTime(atCounter: counter)) - s.path.serverTime(atCounter: counter)
+        XCTAssertLessThan(abs(error), 60_000, "an hour on p̂_local")
+        XCTAssertLessThanOrEqual(abs(error), last.maxError(atCounter: counter))
     }
 }

@@ -88,6 +88,14 @@ struct Scenario {
     var poll: Double
     var observations: [Observation] = []
     var inBurst: Int
+    /// A rate change to apply inside the next poll interval, after `quarter` quarters of it
+    /// (1...3), so it lands between two stamps as a real one would.
+    var rateChangeInNextInterval: (quarter: Int, rate: Double)? = nil
+    /// Reads of the published parameters at each quarter of every poll interval (what a
+    /// reader between stamps sees) whose true error exceeded the aged bound.
+    var betweenViolations: [(index: Int, errorNanoseconds: Double, boundNanoseconds: Double)] = []
+    /// Largest |error| seen by those between-stamp reads, per stamp interval (index of the stamp before).
+    var betweenWorst: [Double] = []
 
     init(poll: Double = 16, path: PathSimulator = PathSimulator(), burst: Bool = true,
          configuration: FeedforwardConfiguration? = nil) {
@@ -108,7 +116,27 @@ struct Scenario {
         let truth = path.serverTime(atCounter: stamp.tf)
         let error = Double(ca.nanoseconds - Int64(truth.rounded(.down))) + ca.fraction - (truth - truth.rounded(.down))
         observations.append(Observation(index: observations.count, parameters: p, errorNanoseconds: error))
-        path.advance(seconds: interval)
+        // Walk the interval in quarters, reading the clock as a reader would at each.
+        var worst = 0.0
+        for quarter in 1...4 {
+            path.advance(seconds: interval / 4)
+            if let change = rateChangeInNextInterval, change.quarter == quarter {
+                path.setRate(change.rate)
+                rateChangeInNextInterval = nil
+            }
+            if quarter == 4 { break }   // the next exchange reads at this instant
+            let counter = path.counter(at: path.now)
+            let read = p.absoluteTimeParts(atCounter: counter)
+            let truthThen = path.serverTime(atCounter: counter)
+            let readError = Double(read.nanoseconds - Int64(truthThen.rounded(.down))) + read.fraction
+                - (truthThen - truthThen.rounded(.down))
+            let bound = p.maxError(atCounter: counter)
+            worst = max(worst, abs(readError))
+            if abs(readError) > bound + 1 {
+                betweenViolations.append((observations.count - 1, readError, bound))
+            }
+        }
+        betweenWorst.append(worst)
     }
 
     mutating func run(_ count: Int) { for _ in 0..<count { step() } }
