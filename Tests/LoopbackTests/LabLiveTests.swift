@@ -1,0 +1,133 @@
+import XCTest
+import KernelStamps
+import NTPLab
+
+/// The live lab (issue 5, "CI"): one short lan-stratum1 run with real sockets on loopback,
+/// and the check that the lab reads chronyd's clock with the right meaning and sign.
+final class LabLiveTests: XCTestCase {
+    // MARK: pure parts
+
+    /// chrony's network float (candm.h): coefficient · 2^(exponent − 25), both signed.
+    func testChronyFloatDecoding() {
+        func word(exponent: Int, coefficient: Int) -> UInt32 {
+            UInt32(exponent & 0x7f) << 25 | UInt32(coefficient & 0x1ff_ffff)
+        }
+        XCTAssertEqual(ChronyCommandProtocol.decodeFloat(word(exponent: 0, coefficient: 1 << 23)), 0.25)
+        XCTAssertEqual(ChronyCommandProtocol.decodeFloat(word(exponent: 0, coefficient: -(1 << 23))), -0.25)
+        XCTAssertEqual(ChronyCommandProtocol.decodeFloat(word(exponent: -10, coefficient: 3)), 3 * pow(2, -35))
+        XCTAssertEqual(ChronyCommandProtocol.decodeFloat(word(exponent: 30, coefficient: 5)), 5 * 32)
+        XCTAssertEqual(ChronyCommandProtocol.decodeFloat(0), 0)
+    }
+
+    /// A tracking request is padded to the reply's length; a reply is only accepted for the
+    /// sequence asked, and its fields come from the offsets candm.h gives.
+    func testTrackingRequestAndReply() throws {
+        let request = ChronyCommandProtocol.trackingRequest(sequence: 0x0102_0304)
+        XCTAssertEqual(request.count, 104)
+        XCTAssertEqual(Array(request[0..<12]), [6, 1, 0, 0, 0, 33, 0, 0, 1, 2, 3, 4])
+
+        var reply = [UInt8](repeating: 0, count: 104)
+        reply[0] = 6; reply[1] = 2; reply[5] = 33; reply[7] = 5
+        reply[16...19] = [1, 2, 3, 4]
+        let d = 28
+        reply[d + 25] = 1                                  // stratum 1
+        reply[d + 28...d + 39] = [0, 0, 0, 0, 0x65, 0, 0, 0, 0, 0, 0, 0]   // ref time 0x65000000 s
+        func put(_ k: Int, _ word: UInt32) {
+            for b in 0..<4 { reply[d + 40 + 4 * k + b] = UInt8(truncatingIfNeeded: word >> (24 - 8 * UInt32(b))) }
+        }
+        put(0, UInt32(0) << 25 | UInt32(1 << 23))           // current correction 0.25 s
+        put(6, UInt32(0) << 25 | UInt32(1 << 22))           // root delay 0.125 s
+        put(7, UInt32(0) << 25 | UInt32(1 << 21))           // root dispersion 0.0625 s
+        let tracking = try ChronyCommandProtocol.trackingReply(reply, sequence: 0x0102_0304).get()
+        XCTAssertEqual(tracking.currentCorrectionSeconds, 0.25)
+        XCTAssertEqual(tracking.maxErrorSeconds, 0.125 / 2 + 0.0625)
+        XCTAssertEqual(tracking.stratum, 1)
+        XCTAssertEqual(tracking.referenceUnixSeconds, 0x6500_0000)
+        XCTAssertTrue(tracking.hasReference)
+        XCTAssertEqual(ChronyCommandProtocol.trackingReply(reply, sequence: 9), .failure(.wrongSequence))
+        XCTAssertEqual(ChronyCommandProtocol.trackingReply(Array(reply[0..<60]), sequence: 0x0102_0304), .failure(.tooShort(60)))
+        reply[9] = 3
+        XCTAssertEqual(ChronyCommandProtocol.trackingReply(reply, sequence: 0x0102_0304), .failure(.status(3)))
+    }
+
+    /// Migration, live: the blackout at a quarter of the run for its real 1.5 s, then a served
+    /// jump of −2.5 s (the counter's +2.5 s) and a served rate of −32.8 PPM (new host +37 PPM
+    /// against the old +4.2), the path's level shift at the resume; truth follows.
+    func testMigrationPlan() {
+        let plan = LivePlan(scenario: Scenario.migration, durationNanoseconds: 600 * Span.second, pollSeconds: 16)
+        XCTAssertEqual(plan.blackouts, [LabInterval(startNanoseconds: 150 * Span.second, endNanoseconds: 151_500 * Span.millisecond)])
+        XCTAssertEqual(plan.events.map(\.atNanoseconds), [151_500 * Span.millisecond])
+        XCTAssertEqual(plan.network.levelShifts.map(\.atNanoseconds), [151_500 * Span.millisecond])
+        XCTAssertTrue(plan.network.isInOutage(150_500 * Span.millisecond))
+        let origin: Int64 = 1_700_000_000 * Span.second
+        let transform = plan.transform(originUnixNanoseconds: origin)
+        XCTAssertEqual(transform.correctionNanoseconds(atServerUnixNanoseconds: origin + 151 * Span.second), 0)
+        let after = transform.correctionNanoseconds(atServerUnixNanoseconds: origin + 251_500 * Span.millisecond)
+        // 100 s at (1 + 4.2e-6) / (1 + 37e-6) − 1 ≈ −32.8 PPM after the −2.5 s jump: −3.28 ms.
+        XCTAssertEqual(Double(after + 2_500 * Span.millisecond), -3_279_700, accuracy: 1_000)
+        XCTAssertEqual(plan.exchangeCount, 44)  // 8 at 2 s, then every 16 s from 30 s: 30 … 590
+
+        let lan = LivePlan(scenario: Scenario.lanStratum1, durationNanoseconds: 60 * Span.second, pollSeconds: 1)
+        XCTAssertTrue(lan.transform(originUnixNanoseconds: origin).isIdentity)
+        XCTAssertEqual(lan.exchangeCount, 60)
+        XCTAssertEqual(lan.chronyPollExponent, 0)
+        let skew = LivePlan(scenario: Scenario.vmSkew, durationNanoseconds: 60 * Span.second, pollSeconds: 1)
+        // A counter 20% fast: served time runs at 1/1.2, so 6 s of host time serve 5 s.
+        XCTAssertEqual(Double(skew.transform(originUnixNanoseconds: origin).correctionNanoseconds(atServerUnixNanoseconds: origin + 6 * Span.second)),
+                       -1e9, accuracy: 2)
+    }
+
+    // MARK: live
+
+    /// CI's live run (issue 5): a minute of lan-stratum1 at poll 1 s through the relay.
+    /// Asserts, on samples after the first 10 s (the start-up burst and the filter's first
+    /// rate estimate): p99 |error| under 150 µs, and the published bound covering the true
+    /// error at every sample, between exchanges included.
+    ///
+    /// Why 150 µs and not the simulation's 15: on loopback the truth is CLOCK_REALTIME read by
+    /// the lab and the client's stamps are kernel stamps of a shared, loaded 2-core machine;
+    /// measured here over 60 s runs: p99 60–110 µs in the first minute (the rate estimate is
+    /// still young at poll 1 after a minute), see the report of issue 5.
+    func testShortLiveRunTracksTruthWithinItsBound() throws {
+        let plan = LivePlan(scenario: Scenario.lanStratum1, durationNanoseconds: 60 * Span.second, pollSeconds: 1)
+        let result = try LiveRunner.run(plan)
+        print(LiveReport.table(result))
+        XCTAssertGreaterThanOrEqual(result.acceptedExchanges, 55, "most exchanges should be answered and accepted")
+        XCTAssertEqual(result.ours.exchangeSamples, result.exchanges, "one sample per exchange")
+        XCTAssertGreaterThan(result.ours.betweenSamples, 200, "the published clock is read every 250 ms")
+        XCTAssertEqual(result.ours.boundViolationCount, 0,
+                       "maxError must cover the true error at every sample: \(result.ours.boundViolations)")
+        var options = plan.figureOptions
+        options.warmupNanoseconds = 10 * Span.second
+        let steady = Figures(samples: result.ours.samples, options: options)
+        XCTAssertLessThan(steady.p99AbsErrorNanoseconds, 150_000, "p99 |error| after warm-up")
+        XCTAssertEqual(steady.insideBoundShare, 1)
+        let relay = result.relayCounters[0]
+        XCTAssertEqual(relay.overflowDrops, 0)
+        XCTAssertGreaterThanOrEqual(relay.minimumRequestDelayNanoseconds, 70_000, "the model's minimum delay is a floor")
+    }
+
+    /// The meaning and sign of each clock reading, checked by serving a known offset: the relay
+    /// adds +5 ms to every served timestamp, so truth is host clock + 5 ms. chronyd's clock then
+    /// holds a correction of ≈ +5 ms ("5 ms slow of NTP time") and ours a system-clock offset
+    /// of ≈ −5 ms; read with the right meaning and sign, both errors are near zero. A reading
+    /// with the wrong sign would show ≈ ±10 ms, one that ignores the correction ≈ −5 ms.
+    func testKnownServedOffsetReadsAsZeroErrorForBothClients() throws {
+        guard ChronyPeer.installedPath != nil else {
+            print("*** skipped: chronyd not installed (apt-get install chrony); the chrony reading check did not run ***")
+            throw XCTSkip("skipped: chronyd not installed (apt-get install chrony)")
+        }
+        let plan = LivePlan(scenario: Scenario.lanStratum1, durationNanoseconds: 30 * Span.second, pollSeconds: 1,
+                            extraServedOffsetNanoseconds: 5 * Span.millisecond)
+        var options = LiveOptions()
+        options.compareChrony = true
+        let result = try LiveRunner.run(plan, options: options)
+        print(LiveReport.table(result))
+        let peer = try XCTUnwrap(result.peer)
+        XCTAssertGreaterThan(peer.samples.count, 50, "chronyd's clock should be read every 250 ms once it has a reference")
+        XCTAssertLessThan(abs(peer.figures.medianErrorNanoseconds), 1_000_000, "chronyd's clock, read as system clock + correction, against host + 5 ms")
+        XCTAssertLessThan(abs(result.ours.figures.medianErrorNanoseconds), 1_000_000, "our clock against host + 5 ms")
+        // Every response chronyd got carried the offset (so a correction of 0 would be 5 ms off).
+        XCTAssertEqual(result.relayCounters[1].responsesRewritten, result.relayCounters[1].responsesReceived)
+    }
+}
