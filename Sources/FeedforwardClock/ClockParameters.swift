@@ -89,7 +89,9 @@ public struct ClockParameters: Sendable, Equatable {
     public var errorEstimateNanoseconds: Double
     /// Hard bound on |Ca − server's UTC| at `lastStampCounter` (§8.2).
     public var maxErrorNanoseconds: Double
-    /// Seconds of bound gained per second elapsed after `lastStampCounter` (dimensionless).
+    /// Seconds of bound gained per second elapsed after `lastStampCounter` (dimensionless):
+    /// the rate-error bound, plus the rate pending suspects imply and recently observed rate
+    /// jumps (§8.2), so the aged bound stays honest between stamps.
     public var maxErrorGrowthRate: Double
     /// Raw counter of the last stamp's Tf.
     public var lastStampCounter: Int64

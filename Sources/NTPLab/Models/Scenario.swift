@@ -205,7 +205,8 @@ public struct Scenario: Sendable, Equatable {
     /// the filter declares a rate change three stamps later and is back within µs. The bound
     /// says so honestly: once a jump has been seen it ages at the jump's size (held 6 h,
     /// then decaying), and while suspects are pending at the rate they imply, so its median
-    /// is 2.8 s here. The sample left out is before the very first jump is ever seen.
+    /// is 2.8 s here. The one sample out (at 27.9 min) lies between a jump larger than any
+    /// seen before it and the first stamp after that jump: history cannot foretell it.
     public static let erraticRate: Scenario = {
         var c = SimulationConfiguration()
         c.seed = 5
