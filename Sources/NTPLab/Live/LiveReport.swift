@@ -15,6 +15,12 @@ public enum LiveReport {
             + (result.realtimeScheduling ? "; lab threads and chronyd at SCHED_FIFO 10" : "; normal scheduling (not permitted to raise it)") + "\n"
         out += clientLine(result.ours) + "; \(result.exchanges) exchanges, \(result.acceptedExchanges) accepted\n"
         if let peer = result.peer { out += clientLine(peer) + "\n" }
+        func path(_ measured: (asymmetryNanoseconds: Int64, delayNanoseconds: Int64)?) -> String {
+            measured.map { "(fwd − bwd)/2 \(micro($0.asymmetryNanoseconds)) µs, round trip \(micro($0.delayNanoseconds)) µs" } ?? "not measured"
+        }
+        let model = plan.network.minimumDelays(atTrueNanoseconds: 0)
+        out += "path before time zero (SNTP, host clock both ends): direct \(path(result.directPath)); through the relay \(path(result.relayPath)) "
+            + "(model: \(micro((model.forward - model.backward) / 2)) µs, \(micro(model.forward + model.backward)) µs)\n"
         if !plan.events.isEmpty {
             out += "events: " + plan.events.map { "\($0.name) at \(formatDuration($0.atNanoseconds))" }.joined(separator: ", ") + "\n"
         }
@@ -77,6 +83,9 @@ public enum LiveReport {
             JSONMember("pollSeconds", .number(plan.pollSeconds)),
             JSONMember("originUnixNanoseconds", .integer(result.originUnixNanoseconds)),
             JSONMember("realtimeScheduling", .bool(result.realtimeScheduling)),
+            JSONMember("directPathAsymmetryNanoseconds", result.directPath.map { .integer($0.asymmetryNanoseconds) } ?? .null),
+            JSONMember("relayPathAsymmetryNanoseconds", result.relayPath.map { .integer($0.asymmetryNanoseconds) } ?? .null),
+            JSONMember("relayPathDelayNanoseconds", result.relayPath.map { .integer($0.delayNanoseconds) } ?? .null),
             JSONMember("exchanges", .integer(Int64(result.exchanges))),
             JSONMember("acceptedExchanges", .integer(Int64(result.acceptedExchanges))),
             JSONMember("events", .array(plan.events.map {

@@ -40,6 +40,12 @@ public struct LiveResult: Sendable {
     public var exchangeLines: [String]
     /// True when the lab's threads and chronyd ran at real-time priority.
     public var realtimeScheduling: Bool
+    /// Measured before time zero with SNTP exchanges (host clock at both ends): the path's
+    /// (forward − backward)/2 and smallest round trip, direct to the server and through our
+    /// relay. The model's own asymmetry is (forward − backward minimum)/2; the rest is the
+    /// loopback, the server and the relay.
+    public var directPath: (asymmetryNanoseconds: Int64, delayNanoseconds: Int64)?
+    public var relayPath: (asymmetryNanoseconds: Int64, delayNanoseconds: Int64)?
 }
 
 /// How a live run is set up apart from its plan.
@@ -98,7 +104,7 @@ public enum LiveRunner {
         // Warm the server's path first: a fresh process's first response can leave many
         // milliseconds after its transmit stamp was taken (page faults, lazy set-up), an
         // asymmetry no real stratum-1 server that has run for a while shows.
-        try warmUp(serverAddress, exchanges: 4)
+        let direct = try warmUp(serverAddress, exchanges: 6)
 
         // Time zero: CLOCK_REALTIME (for the transform and the samples) and CLOCK_MONOTONIC
         // (for the relays' network events), read together, a moment from now.
@@ -135,8 +141,9 @@ public enum LiveRunner {
             peerRelay?.stop()
         }
         // And each relay's (its first upstream socket, its first sends), before time zero.
-        try warmUp(ourRelay.listenAddress, exchanges: 2)
-        if let peerRelay { try warmUp(peerRelay.listenAddress, exchanges: 2) }
+        let throughRelay = try warmUp(ourRelay.listenAddress, exchanges: 9,
+                                      servedCorrection: transform.correctionNanoseconds(atServerUnixNanoseconds: realtimeNanoseconds()))
+        if let peerRelay { _ = try warmUp(peerRelay.listenAddress, exchanges: 3) }
 
         // Our client, publishing its clock to a private file.
         var pathTemplate = Array("/tmp/ntplab-clock-XXXXXX".utf8CString)
@@ -200,7 +207,9 @@ public enum LiveRunner {
                           exchanges: client.reports.count,
                           acceptedExchanges: client.reports.filter { $0.outcome == .accepted }.count,
                           exchangeLines: client.reports.map { jsonLine($0) },
-                          realtimeScheduling: realtimeScheduling)
+                          realtimeScheduling: realtimeScheduling,
+                          directPath: direct.map { ($0.asymmetry, $0.delay) },
+                          relayPath: throughRelay.map { ($0.asymmetry, $0.delay) })
     }
 }
 
@@ -233,16 +242,30 @@ func jsonLine(_ report: ExchangeReport) -> String {
     }).rendered()
 }
 
-/// A few exchanges whose answers are thrown away, so the first measured one is not a cold start.
-private func warmUp(_ address: SocketAddress, exchanges: Int) throws(LabError) {
+/// A few exchanges before time zero, so the first measured one is not a cold start. Their
+/// answers say what no client can see: with this host's clock at both ends, the SNTP offset
+/// (server − system clock) is (forward − backward delay) / 2, the path's asymmetry, which
+/// biases every client by minus that much. Returns the median offset and the smallest delay.
+private func warmUp(_ address: SocketAddress, exchanges: Int,
+                    servedCorrection: Int64 = 0) throws(LabError) -> (asymmetry: Int64, delay: Int64)? {
+    var offsets: [Int64] = [], delays: [Int64] = []
     do throws(NTPClientError) {
         let exchanger = try Exchanger()
-        for _ in 0..<exchanges {
-            _ = try exchanger.exchange(with: address, timeoutNanoseconds: 100_000_000, rejected: { _ in })
+        for k in 0..<exchanges {
+            if k > 0 { exchanger.sleep(nanoseconds: 10_000_000) }
+            if case .answered(let result) = try exchanger.exchange(with: address, timeoutNanoseconds: 100_000_000, rejected: { _ in }),
+               k > 0 {
+                let exchange = result.systemClockExchange
+                offsets.append(exchange.offsetNanoseconds - servedCorrection)
+                delays.append(exchange.delayNanoseconds)
+            }
         }
     } catch {
         throw LabError("warming up \(address): \(error)")
     }
+    guard !offsets.isEmpty else { return nil }
+    offsets.sort()
+    return (offsets[offsets.count / 2], delays.min()!)
 }
 
 /// Turns readings of one client's clock into error samples against the transform's truth.

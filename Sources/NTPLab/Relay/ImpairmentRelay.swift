@@ -91,6 +91,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
     private var clientAddresses: [SocketAddress] = []
     private var upstreams: [UDPSocket] = []
     private var nextRecycledSlot = 0
+    private var spareUpstream: UDPSocket? = nil
     private let pollDescriptors: UnsafeMutableBufferPointer<pollfd>
     private let receiveBuffer: UnsafeMutableRawBufferPointer
 
@@ -117,6 +118,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
         stop()
         listener.close()
         for socket in upstreams { socket.close() }
+        spareUpstream?.close()
         pollDescriptors.deallocate()
         receiveBuffer.deallocate()
     }
@@ -158,6 +160,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
     private func runLoop() {
         while !stopRequested.load(ordering: .acquiring) {
             sendDuePackets()
+            prepareSpareUpstream()
             published.withLock { $0 = local }  // before a wait that may last until the next packet
             let now = clockNanoseconds(.monotonic)
             var timeoutMilliseconds: Int32 = -1
@@ -264,19 +267,14 @@ public final class ImpairmentRelay: @unchecked Sendable {
         return monotonicNow - max(0, realtimeNow - stamp)
     }
 
-    /// The client's slot, opening its upstream socket the first time it is seen.
+    /// The client's slot, giving it an upstream socket the first time it is seen.
     private func clientSlot(for source: SocketAddress) -> Int? {
         if let index = clientIndex[source] { return index }
+        guard let socket = spareUpstream ?? makeUpstream() else { return nil }
+        spareUpstream = nil
         if upstreams.count >= configuration.maximumClients {
-            return recycleOldestSlot(for: source)
+            return recycleOldestSlot(for: source, socket: socket)
         }
-        var options = UDPSocket.Options()
-        options.nonBlocking = true
-        options.receiveTimestamps = true
-        let upstream = configuration.upstreamAddress
-        let local = upstream.family == .ipv4 ? SocketAddress.loopbackIPv4(port: 0) : SocketAddress.loopbackIPv6(port: 0)
-        guard let socket = try? UDPSocket(bindingTo: local, options: options) else { return nil }
-        do { try socket.connect(to: upstream) } catch { socket.close(); return nil }
         let index = upstreams.count
         upstreams.append(socket)
         clientAddresses.append(source)
@@ -285,14 +283,8 @@ public final class ImpairmentRelay: @unchecked Sendable {
         return index
     }
 
-    /// NTP clients send each request from a fresh source port (RFC 9109 §3; ntpclient and
-    /// chronyd both do), so a long run sees far more source addresses than it has slots.
-    /// When the table is full, the slot opened longest ago gets a new upstream socket for the
-    /// new address. Its old client's exchange ended long before (it is `maximumClients`
-    /// sources back), so no response in flight is misdirected in practice.
-    private func recycleOldestSlot(for source: SocketAddress) -> Int? {
-        guard !upstreams.isEmpty else { return nil }
-        let slot = nextRecycledSlot
+    /// A fresh upstream socket connected to the server.
+    private func makeUpstream() -> UDPSocket? {
         var options = UDPSocket.Options()
         options.nonBlocking = true
         options.receiveTimestamps = true
@@ -300,6 +292,24 @@ public final class ImpairmentRelay: @unchecked Sendable {
         let local = upstream.family == .ipv4 ? SocketAddress.loopbackIPv4(port: 0) : SocketAddress.loopbackIPv6(port: 0)
         guard let socket = try? UDPSocket(bindingTo: local, options: options) else { return nil }
         do { try socket.connect(to: upstream) } catch { socket.close(); return nil }
+        return socket
+    }
+
+    /// Opens the next client's upstream socket while nothing is held, so that the tens of
+    /// microseconds of socket(), bind() and connect() are not spent on a request's path
+    /// (they made the forward path measurably longer than the backward one).
+    private func prepareSpareUpstream() {
+        if spareUpstream == nil && queue.count == 0 { spareUpstream = makeUpstream() }
+    }
+
+    /// NTP clients send each request from a fresh source port (RFC 9109 §3; ntpclient and
+    /// chronyd both do), so a long run sees far more source addresses than it has slots.
+    /// When the table is full, the slot opened longest ago gets a new upstream socket for the
+    /// new address. Its old client's exchange ended long before (it is `maximumClients`
+    /// sources back), so no response in flight is misdirected in practice.
+    private func recycleOldestSlot(for source: SocketAddress, socket: UDPSocket) -> Int? {
+        guard !upstreams.isEmpty else { socket.close(); return nil }
+        let slot = nextRecycledSlot
         upstreams[slot].close()
         upstreams[slot] = socket
         clientIndex.removeValue(forKey: clientAddresses[slot])
