@@ -128,12 +128,17 @@ public struct SVGPlot: Sendable {
         svg += "</g>\n"
         svg += "<rect x=\"\(n(frame.left))\" y=\"\(n(frame.top))\" width=\"\(n(frame.right - frame.left))\" height=\"\(n(frame.bottom - frame.top))\" fill=\"none\" stroke=\"black\"/>\n"
 
-        // Legend.
+        // Legend: sized from its longest label (about 6.6 px a character at the 12 px font),
+        // on a white box so the band behind it does not hide it.
+        let labels = series.map { SVGPlot.escaped($0.name) + ($0.showsBound ? " (band: ±maxError)" : "") }
+        let legendWidth = 34 + 6.6 * Double(labels.map(\.count).max() ?? 0)
+        let legendLeft = max(frame.left + 4, frame.right - legendWidth - 6)
         svg += "<g class=\"legend\">\n"
-        var legendY = frame.top + 16
-        for s in series {
-            svg += "<rect x=\"\(n(frame.right - 190))\" y=\"\(n(legendY - 9))\" width=\"18\" height=\"10\" fill=\"\(s.colour)\" fill-opacity=\"0.15\" stroke=\"\(s.colour)\"/>\n"
-            svg += "<text x=\"\(n(frame.right - 166))\" y=\"\(n(legendY))\">\(SVGPlot.escaped(s.name))\(s.showsBound ? " (band: ±maxError)" : "")</text>\n"
+        svg += "<rect x=\"\(n(legendLeft))\" y=\"\(n(frame.top + 4))\" width=\"\(n(legendWidth))\" height=\"\(n(Double(series.count) * 16 + 6))\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#999999\"/>\n"
+        var legendY = frame.top + 18
+        for (s, label) in zip(series, labels) {
+            svg += "<rect x=\"\(n(legendLeft + 6))\" y=\"\(n(legendY - 9))\" width=\"18\" height=\"10\" fill=\"\(s.colour)\" fill-opacity=\"0.15\" stroke=\"\(s.colour)\"/>\n"
+            svg += "<text x=\"\(n(legendLeft + 30))\" y=\"\(n(legendY))\">\(label)</text>\n"
             legendY += 16
         }
         svg += "</g>\n</svg>\n"
