@@ -245,10 +245,11 @@ func jsonLine(_ report: ExchangeReport) -> String {
 /// A few exchanges before time zero, so the first measured one is not a cold start. Their
 /// answers say what no client can see: with this host's clock at both ends, the SNTP offset
 /// (server − system clock) is (forward − backward delay) / 2, the path's asymmetry, which
-/// biases every client by minus that much. Returns the median offset and the smallest delay.
+/// biases every client by that much. Returns the offset of the exchange with the smallest
+/// delay (the least queueing, so closest to the minimum delays' asymmetry) and that delay.
 private func warmUp(_ address: SocketAddress, exchanges: Int,
                     servedCorrection: Int64 = 0) throws(LabError) -> (asymmetry: Int64, delay: Int64)? {
-    var offsets: [Int64] = [], delays: [Int64] = []
+    var offsets: [Int64] = [], delays: [Int64] = []  // a few, once per run
     do throws(NTPClientError) {
         let exchanger = try Exchanger()
         for k in 0..<exchanges {
@@ -263,9 +264,8 @@ private func warmUp(_ address: SocketAddress, exchanges: Int,
     } catch {
         throw LabError("warming up \(address): \(error)")
     }
-    guard !offsets.isEmpty else { return nil }
-    offsets.sort()
-    return (offsets[offsets.count / 2], delays.min()!)
+    guard let best = delays.indices.min(by: { delays[$0] < delays[$1] }) else { return nil }
+    return (offsets[best], delays[best])
 }
 
 /// Turns readings of one client's clock into error samples against the transform's truth.
