@@ -124,8 +124,13 @@ public struct LivePlan: Sendable, Equatable {
             }
             return e
         }
+        // The steady state leaves out a quarter of the run after each event (at least the
+        // scaled window and 4 polls): a client that takes longer than the scaled window to
+        // recover (chronyd slewing 2.5 s away takes ~100 s at poll 16) would otherwise put its
+        // recovery into the steady p99 and so into its own recovery threshold.
         var options = scenario.figureOptions
-        options.eventExclusionNanoseconds = max(Int64(4 * pollSeconds * 1e9), scaled(options.eventExclusionNanoseconds))
+        options.eventExclusionNanoseconds = max(Int64(4 * pollSeconds * 1e9), scaled(options.eventExclusionNanoseconds),
+                                                durationNanoseconds / 4)
         figureOptions = options
     }
 
