@@ -19,8 +19,10 @@ public enum LiveReport {
             measured.map { "(fwd − bwd)/2 \(micro($0.asymmetryNanoseconds)) µs, round trip \(micro($0.delayNanoseconds)) µs" } ?? "not measured"
         }
         let model = plan.network.minimumDelays(atTrueNanoseconds: 0)
-        out += "path before time zero (SNTP, host clock both ends): direct \(path(result.directPath)); through the relay \(path(result.relayPath)) "
-            + "(model: \(micro((model.forward - model.backward) / 2)) µs, \(micro(model.forward + model.backward)) µs)\n"
+        out += "path before time zero (SNTP, host clock both ends; a client's error is biased by the asymmetry): direct \(path(result.directPath)); "
+            + "through our relay \(path(result.relayPath))"
+            + (result.peer != nil ? "; through chronyd's relay \(path(result.peerRelayPath))" : "")
+            + " (model: \(micro((model.forward - model.backward) / 2)) µs, \(micro(model.forward + model.backward)) µs)\n"
         if !plan.events.isEmpty {
             out += "events: " + plan.events.map { "\($0.name) at \(formatDuration($0.atNanoseconds))" }.joined(separator: ", ") + "\n"
         }
@@ -86,6 +88,7 @@ public enum LiveReport {
             JSONMember("directPathAsymmetryNanoseconds", result.directPath.map { .integer($0.asymmetryNanoseconds) } ?? .null),
             JSONMember("relayPathAsymmetryNanoseconds", result.relayPath.map { .integer($0.asymmetryNanoseconds) } ?? .null),
             JSONMember("relayPathDelayNanoseconds", result.relayPath.map { .integer($0.delayNanoseconds) } ?? .null),
+            JSONMember("peerRelayPathAsymmetryNanoseconds", result.peerRelayPath.map { .integer($0.asymmetryNanoseconds) } ?? .null),
             JSONMember("exchanges", .integer(Int64(result.exchanges))),
             JSONMember("acceptedExchanges", .integer(Int64(result.acceptedExchanges))),
             JSONMember("events", .array(plan.events.map {

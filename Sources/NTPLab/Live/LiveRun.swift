@@ -46,6 +46,7 @@ public struct LiveResult: Sendable {
     /// loopback, the server and the relay.
     public var directPath: (asymmetryNanoseconds: Int64, delayNanoseconds: Int64)?
     public var relayPath: (asymmetryNanoseconds: Int64, delayNanoseconds: Int64)?
+    public var peerRelayPath: (asymmetryNanoseconds: Int64, delayNanoseconds: Int64)?
 }
 
 /// How a live run is set up apart from its plan.
@@ -143,7 +144,10 @@ public enum LiveRunner {
         // And each relay's (its first upstream socket, its first sends), before time zero.
         let throughRelay = try warmUp(ourRelay.listenAddress, exchanges: 9,
                                       servedCorrection: transform.correctionNanoseconds(atServerUnixNanoseconds: realtimeNanoseconds()))
-        if let peerRelay { _ = try warmUp(peerRelay.listenAddress, exchanges: 3) }
+        let throughPeerRelay = try peerRelay.flatMap { (relay) throws(LabError) in
+            try warmUp(relay.listenAddress, exchanges: 9,
+                       servedCorrection: transform.correctionNanoseconds(atServerUnixNanoseconds: realtimeNanoseconds()))
+        }
 
         // Our client, publishing its clock to a private file.
         var pathTemplate = Array("/tmp/ntplab-clock-XXXXXX".utf8CString)
@@ -209,7 +213,8 @@ public enum LiveRunner {
                           exchangeLines: client.reports.map { jsonLine($0) },
                           realtimeScheduling: realtimeScheduling,
                           directPath: direct.map { ($0.asymmetry, $0.delay) },
-                          relayPath: throughRelay.map { ($0.asymmetry, $0.delay) })
+                          relayPath: throughRelay.map { ($0.asymmetry, $0.delay) },
+                          peerRelayPath: throughPeerRelay.map { ($0.asymmetry, $0.delay) })
     }
 }
 
