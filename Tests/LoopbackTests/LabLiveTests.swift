@@ -84,10 +84,12 @@ final class LabLiveTests: XCTestCase {
     /// rate estimate): p99 |error| under 150 µs, and the published bound covering the true
     /// error at every sample, between exchanges included.
     ///
-    /// Why 150 µs and not the simulation's 15: on loopback the truth is CLOCK_REALTIME read by
-    /// the lab and the client's stamps are kernel stamps of a shared, loaded 2-core machine;
-    /// measured here over 60 s runs: p99 60–110 µs in the first minute (the rate estimate is
-    /// still young at poll 1 after a minute), see the report of issue 5.
+    /// Why 150 µs and not the simulation's 15: one minute at poll 1 s is the filter's warm-up
+    /// (its rate estimate is young and it reports 'warmup' throughout), the relay adds
+    /// 70–100 µs of user-space hops with their own few-µs asymmetry, and this 2-core machine is
+    /// shared with parallel builds. Measured on it, p99 |error| over the whole minute: 69, 77
+    /// and 89 µs in three runs (20–40 µs for 10–20 s runs); over 10 minutes at poll 1: 12.5 µs
+    /// (lan-stratum1) and 33 µs (loaded-lan). Bound honesty held in every run: 100%.
     func testShortLiveRunTracksTruthWithinItsBound() throws {
         let plan = LivePlan(scenario: Scenario.lanStratum1, durationNanoseconds: 60 * Span.second, pollSeconds: 1)
         let result = try LiveRunner.run(plan)
