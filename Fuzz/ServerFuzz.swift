@@ -124,7 +124,12 @@ public func fuzzServer(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
                                 transmit: NTPTimestamp(rawValue: receive.rawValue &+ 1000))
         followUp.copyMemory(from: request)
         followUp.storeBytes(of: receive.rawValue.bigEndian, toByteOffset: 24, as: UInt64.self)
-        followUp.storeBytes(of: (receive.rawValue &+ 77).bigEndian, toByteOffset: 32, as: UInt64.self)
+        // Its receive field must differ from its transmit field (the request's own): equal ones
+        // mark a basic client that copies fields, answered in basic mode (chrony's rule; a
+        // fuzz find of the harness's own assumption, covered by InterleavedTests).
+        let transmitField = load64(request, 40)
+        let receiveField = receive.rawValue &+ 77 == transmitField ? receive.rawValue &+ 78 : receive.rawValue &+ 77
+        followUp.storeBytes(of: receiveField.bigEndian, toByteOffset: 32, as: UInt64.self)
         let second2 = handleAndCheck(core, UnsafeRawBufferPointer(rebasing: followUp[0..<size]), source: second,
                                      now: 6_000_000_000, receive: NTPTimestamp(rawValue: receive.rawValue &+ 5000))
         if second2.length > 0 { answered += 1 }

@@ -71,6 +71,11 @@ def main():
     write(os.path.join(out, "server"), requests + responses + hostile)
     rewritten = [r[:24] + CLIENT_TRANSMIT + r[32:] for r in responses if len(r) >= 48]
     write(os.path.join(out, "client"), rewritten + responses + hostile)
+    # Inputs that once broke a harness (Fuzz/regressions/HARNESS/*): run again every time.
+    for harness in ("codec", "server", "client"):
+        directory = os.path.join(HERE, "regressions", harness)
+        if os.path.isdir(directory):
+            write(os.path.join(out, harness), [open(os.path.join(directory, n), "rb").read() for n in sorted(os.listdir(directory))])
     print("seeds: %d captured packets -> codec %d, server %d, client %d files in %s" % (
         len(packets), len(os.listdir(os.path.join(out, "codec"))), len(os.listdir(os.path.join(out, "server"))),
         len(os.listdir(os.path.join(out, "client"))), out))
