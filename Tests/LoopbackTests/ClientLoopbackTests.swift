@@ -82,31 +82,8 @@ final class ClientLoopbackTests: XCTestCase {
         XCTFail("no usable answer from \(address) within 15 s")
     }
 
-    struct RunResult {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-        var lines: [[String: Any]] {
-            stdout.split(separator: "\n").compactMap {
-                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-            }
-        }
-    }
-
-    func run(_ url: URL, _ arguments: [String]) throws -> RunResult {
-        let process = Process()
-        process.executableURL = url
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read before waiting so a full pipe cannot block the child.
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return RunResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                         stderr: String(decoding: stderr, as: UTF8.self))
+    func run(_ url: URL, _ arguments: [String]) throws -> ChildProcessResult {
+        try runChildProcess(url.path, arguments)
     }
 
     /// The acceptance checks of issue 4 on one `ntpclient --poll 1 --count 20 --json` run.
@@ -115,7 +92,7 @@ final class ClientLoopbackTests: XCTestCase {
         let publish = publishPath.map { ["--publish", $0] } ?? []
         let result = try run(client, ["--poll", "1", "--count", "20", "--json"] + publish + ["\(address)"])
         XCTAssertEqual(result.status, 0, "\(label): ntpclient failed: \(result.stderr)")
-        let lines = result.lines
+        let lines = result.jsonLines
         XCTAssertEqual(lines.count, 20, "\(label): one JSON line per exchange")
         var worstAfterBurst = 0.0, tightestMargin = Double.infinity, userSpaceStamps = 0, accepted = 0
         for line in lines {
@@ -168,7 +145,7 @@ final class ClientLoopbackTests: XCTestCase {
         XCTAssertLessThanOrEqual(abs(lag), now.maxErrorNanoseconds + 100_000, "reader time off by \(lag) ns")
         let child = try run(try executable("ntpclient"), ["now", "--from", path, "--json"])
         XCTAssertEqual(child.status, 0, child.stderr)
-        let childTime = try XCTUnwrap(child.lines.first?["timeUnixNanoseconds"] as? NSNumber).int64Value
+        let childTime = try XCTUnwrap(child.jsonLines.first?["timeUnixNanoseconds"] as? NSNumber).int64Value
         XCTAssertLessThan(abs(Double(childTime - realtimeNanoseconds())), 1e9, "now --from tells a time far from the host clock")
     }
 
@@ -212,7 +189,7 @@ final class ClientLoopbackTests: XCTestCase {
         try waitForServer(.loopbackIPv4(port: port))
         let result = try run(client, ["--once", "--json", "127.0.0.1:\(port)"])
         XCTAssertEqual(result.status, 0, result.stderr)
-        let line = try XCTUnwrap(result.lines.first)
+        let line = try XCTUnwrap(result.jsonLines.first)
         let offset = try XCTUnwrap(line["offsetNanoseconds"] as? Int)
         let delay = try XCTUnwrap(line["delayNanoseconds"] as? Int)
         let bound = try XCTUnwrap(line["errorBoundNanoseconds"] as? Int)
@@ -255,7 +232,7 @@ final class ClientLoopbackTests: XCTestCase {
         }
         let result = try run(client, ["now", "--from", path, "--count", "10000", "--json"])
         XCTAssertEqual(result.status, 0, result.stderr)
-        let lines = result.lines
+        let lines = result.jsonLines
         XCTAssertEqual(lines.count, 10000)
         var seen = Set<Int64>()
         var previous: Int64 = -1
@@ -349,9 +326,9 @@ final class ClientLoopbackTests: XCTestCase {
         let client = try executable("ntpclient")
         let result = try run(client, ["--poll", "1", "--count", "2", "--json", "\(server.address)"])
         XCTAssertEqual(result.status, 1, "never synchronised")
-        let polls = result.lines.compactMap { $0["pollSeconds"] as? Double }
+        let polls = result.jsonLines.compactMap { $0["pollSeconds"] as? Double }
         XCTAssertEqual(polls, [2, 4])
-        XCTAssertEqual(result.lines.compactMap { $0["outcome"] as? String }, ["kiss", "kiss"])
+        XCTAssertEqual(result.jsonLines.compactMap { $0["outcome"] as? String }, ["kiss", "kiss"])
         XCTAssertEqual(result.stderr.components(separatedBy: "RATE").count - 1, 1, "logged once: \(result.stderr)")
     }
 }

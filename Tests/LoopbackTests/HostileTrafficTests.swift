@@ -460,20 +460,8 @@ final class ForgedAnswerTests: XCTestCase {
 
     func runClient(_ server: SocketAddress, count: Int) throws -> RunResult {
         let path = try ServerInteropTests.executable("ntpclient")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["--poll", "1", "--count", "\(count)", "--json", "\(server)"]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let lines = String(decoding: stdout, as: UTF8.self).split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        }
-        return RunResult(status: process.terminationStatus, lines: lines, stderr: String(decoding: stderr, as: UTF8.self))
+        let result = try runChildProcess(path, ["--poll", "1", "--count", "\(count)", "--json", "\(server)"])
+        return RunResult(status: result.status, lines: result.jsonLines, stderr: result.stderr)
     }
 
     /// "refused/missed: bogus-origin 3, wrong-port 1" from the client's last stderr line → counts.
