@@ -1,5 +1,0 @@
-import XCTest
-
-final class LoopbackTestsPlaceholder: XCTestCase {
-    func testPlaceholder() { XCTAssertTrue(true) }
-}
