@@ -105,7 +105,8 @@ public struct FeedforwardWindows: Sendable, Equatable {
 /// - §8.1 A stamp is *suspect* when its hard offset interval (θ_j ± RTT/2) is disjoint from
 ///   θ̂ ± the hard bound: impossible unless the clock, the counter or the server moved.
 ///   When `eventStampCount` consecutive suspects agree, under a new rate fitted to them
-///   (rate event) or under p̂ (step), a new epoch starts from the first suspect: windows,
+///   (rate event: the fit is resolved from p̂, or the suspects share no offset under p̂ but do
+///   under the fit) or under p̂ (step), a new epoch starts from the first suspect: windows,
 ///   warm-up and reference restart there; a rate event also resets p̂ and RTThat (RTT in
 ///   ticks changed meaning). θ̂'s whole ns are folded into K at each re-seed. A step-only
 ///   event (after warm-up) keeps p̂, its error, p̂_local and the full phase: a step moves
@@ -114,9 +115,18 @@ public struct FeedforwardWindows: Sendable, Equatable {
 ///   the local-period windows refill from the step while the old p̂_local stays in use; once
 ///   two near-window widths have passed, p̂_local is refreshed from the best stamp of the
 ///   epoch's first window to the near window's (same gates) until the far window is full.
+///   A step leaves the rate *unverified*: a migration moves to another host's counter, so a
+///   step and a rate change come together, and at short polls the suspects span a few seconds,
+///   too little to resolve tens of PPM against their RTTs. Each later stamp consistent with
+///   the estimate, paired with the best post-event stamp, bounds the true period r by
+///   |ΔS − r·ΔT| ≤ r·(RTT_a + RTT_b)/2 (midpoints; the server stamps lie between Ta and Tf).
+///   When p̂ falls outside the intersection of those intervals (beyond p̂'s hard bound and
+///   `rateWanderBound`), a rate change is declared from the step on; once the intersection
+///   is within ±`rateWanderBound` the old rate is verified.
 /// - §8.2 maxError = min over the offset window of |θ̂ − θ_j| + RTT_j/2 + δ·age_j, plus the
 ///   last stamp's rootDelay/2 + rootDispersion; δ = hard bound of p̂ + |p̂_local/p̂ − 1| +
-///   `rateWanderBound`. While suspects are pending it also covers each of them.
+///   `rateWanderBound`, plus, while the rate is unverified after a step, the farthest rate
+///   the post-event stamps still allow. While suspects are pending it also covers each of them.
 ///   The published growth rate (`maxErrorGrowthRate`, what readers age the bound with between
 ///   stamps) is δ plus the larger of: the rate the pending suspects imply (one suspect:
 ///   `maximumRateError`, since a rate change late in the gap explains any disagreement with
@@ -211,6 +221,14 @@ public struct FeedforwardClock: Sendable {
     /// local-period windows refill; `epochFarBest` is the best of the epoch's first window.
     private var refreshingLocalPeriod = false
     private var epochFarBest = -1
+    /// After a step-only event the rate is unverified (§8.1: a migration moves to another
+    /// counter, so steps and rate changes come together): every post-event stamp paired with
+    /// `verifyAnchor` bounds the true period; `verifyLow...verifyHigh` (ns/tick) is the
+    /// intersection of those hard intervals.
+    private var rateUnverified = false
+    private var verifyAnchor = StoredStamp.none
+    private var verifyLow: Double = 0
+    private var verifyHigh: Double = 0
 
     public init(configuration: FeedforwardConfiguration = FeedforwardConfiguration()) {
         self.configuration = configuration
@@ -264,7 +282,7 @@ public struct FeedforwardClock: Sendable {
         updateMinimumRTT(index, status: &status)
         let epochBefore = epochStart
         detectClockEvent(index, status: &status)
-        let eventDeclared = epochStart != epochBefore
+        let eventDeclared = epochStart != epochBefore || !status.isDisjoint(with: [.clockStep, .rateChange])
         updatePeriod(index, status: &status)
         updateLocalPeriod(index, status: &status)
         updateOffset(index, status: &status)
@@ -344,6 +362,8 @@ public struct FeedforwardClock: Sendable {
         let spread = halfWidth(stamp.rtt, delta)
         if abs(naiveOffset(stamp) - theta) <= predicted + spread {
             pendingCount = 0
+            // Only stamps consistent with the estimate check the rate: a suspect may be a new step.
+            if rateUnverified { verifyRate(with: stamp, status: &status) }
             return
         }
         ring[slot(i)].suspect = true
@@ -357,16 +377,22 @@ public struct FeedforwardClock: Sendable {
         guard pendingCount >= configuration.eventStampCount, pendingCount >= 2 else { return }
 
         let first = ring[slot(pending[0])]
+        let agreeUnderPeriod = pendingAgree(period: period, slack: delta)
         if let fitted = pairPeriod(first, stamp) {
+            // A rate event when the fitted rate is resolved from p̂, and also when the suspects
+            // cannot share one offset under p̂ but can under their fitted rate: at short polls
+            // three stamps span too little time to resolve a rate change by the pair bound,
+            // yet already rule p̂ out.
             let moved = abs(fitted.period / period - 1) > fitted.bound + delta
-            if moved && pendingAgree(period: fitted.period, slack: fitted.bound + configuration.rateWanderBound) {
+            if (moved || !agreeUnderPeriod)
+                && pendingAgree(period: fitted.period, slack: fitted.bound + configuration.rateWanderBound) {
                 noteRateJump(fitted.period / period, at: stamp.tf)
                 restartEpoch(from: pending[0], upTo: i, rateChanged: true)
                 status.insert(.rateChange)
                 return
             }
         }
-        if pendingAgree(period: period, slack: delta) {
+        if agreeUnderPeriod {
             restartEpoch(from: pending[0], upTo: i, rateChanged: false)
             status.insert(.clockStep)
             return
@@ -395,9 +421,64 @@ public struct FeedforwardClock: Sendable {
         return low <= high
     }
 
+    /// After a step-only event (§8.1): narrows the interval of periods the post-event stamps
+    /// allow and declares a rate change, from the event on, once p̂ lies outside it beyond
+    /// p̂'s own bound and the wander allowance. The rate counts as verified once the interval
+    /// is no wider than ±`rateWanderBound`.
+    private mutating func verifyRate(with stamp: StoredStamp, status: inout ClockStatus) {
+        narrowVerifiedPeriod(verifyAnchor, stamp)
+        let slack = period * (periodErrorBound + configuration.rateWanderBound)
+        if verifyLow > verifyHigh || period < verifyLow - slack || period > verifyHigh + slack {
+            let measured = verifyLow <= verifyHigh ? (verifyLow + verifyHigh) / 2
+                : pairPeriod(verifyAnchor, stamp)?.period ?? period
+            rateUnverified = false
+            noteRateJump(measured / period, at: stamp.tf)
+            // From the step, or (a far server verifying for hours) from as far back as the ring holds.
+            restartEpoch(from: max(epochStart, stamp.index - windows.warmUp + 1), upTo: stamp.index, rateChanged: true)
+            status.insert(.rateChange)
+            return
+        }
+        if verifyHigh - verifyLow <= 2 * period * configuration.rateWanderBound { rateUnverified = false }
+    }
+
+    /// Intersects the verification interval with what one post-event pair allows: under a
+    /// constant period r the server's midpoint (Tb+Te)/2 lies within r·RTT/2 of a line of slope
+    /// r through the counter midpoints (Ta+Tf)/2 (§2: the server stamps lie between Ta and Tf),
+    /// so |ΔS − r·ΔT| ≤ r·(RTT_a + RTT_b)/2. Half as wide as the pair estimate's bound.
+    private mutating func narrowVerifiedPeriod(_ a: StoredStamp, _ b: StoredStamp) {
+        guard a.index >= 0, b.index >= 0, a.index != b.index, !a.qualityWarning, !b.qualityWarning else { return }
+        let (far, near) = a.index < b.index ? (a, b) : (b, a)
+        let counterSpan = (Double(near.ta - far.ta) + Double(near.tf - far.tf)) / 2
+        let serverSpan = (Double(near.tb - far.tb) + Double(near.te - far.te)) / 2
+        let halfRTTs = Double(far.rtt + near.rtt) / 2
+        guard counterSpan > 2 * halfRTTs, serverSpan > 0 else { return }
+        verifyLow = max(verifyLow, serverSpan / (counterSpan + halfRTTs))
+        verifyHigh = min(verifyHigh, serverSpan / (counterSpan - halfRTTs))
+    }
+
+    /// Unverified-rate allowance: how far the true rate may lie from p̂ given the post-event
+    /// stamps so far (relative), 0 once verified.
+    private var unverifiedRate: Double {
+        guard rateUnverified else { return 0 }
+        return max(verifyHigh / period - 1, 1 - verifyLow / period, 0)
+    }
+
     /// Start a new epoch at stamp `start` (the first post-event stamp).
     private mutating func restartEpoch(from start: Int, upTo i: Int, rateChanged: Bool) {
         let keepRates = !rateChanged && !inWarmUp
+        rateUnverified = !rateChanged
+        if rateUnverified {
+            // A step leaves the rate unverified: anchor the check on the best post-event
+            // stamp and start from what the event's own stamps allow.
+            verifyLow = period * (1 - configuration.maximumRateError)
+            verifyHigh = period * (1 + configuration.maximumRateError)
+            verifyAnchor = .none
+            for j in start...i {
+                let s = ring[slot(j)]
+                if !s.qualityWarning && (verifyAnchor.index < 0 || s.rtt < verifyAnchor.rtt) { verifyAnchor = s }
+            }
+            for j in start...i { narrowVerifiedPeriod(verifyAnchor, ring[slot(j)]) }
+        }
         epochStart = start
         pendingCount = 0
         lastPairFar = -1
@@ -675,7 +756,7 @@ public struct FeedforwardClock: Sendable {
 
     /// δ: hard bound on the rate error used to age offsets and the bound (§8.2).
     private var rateBound: Double {
-        min(periodErrorBound + abs(localPeriod / period - 1) + configuration.rateWanderBound,
+        min(periodErrorBound + abs(localPeriod / period - 1) + configuration.rateWanderBound + unverifiedRate,
             configuration.maximumRateError)
     }
 

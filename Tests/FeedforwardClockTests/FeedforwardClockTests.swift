@@ -371,6 +371,44 @@ final class FeedforwardClockTests: XCTestCase {
         assertHonest(s, from: event)
     }
 
+    // §8.1/§8.2: a migration at a short poll (the live lab at poll 1 s): the counter jumps
+    // 2.5 s after a 1.5 s blackout and runs at +37 PPM instead of +4.2 PPM on a path 40 µs
+    // longer. Three suspects span only 2–8 s, too little to resolve 33 PPM against a 150 µs
+    // RTT: the event looked like a step (poll 1: p̂ kept, the error ramped and the step was
+    // declared again every ~13 s) or like nothing (poll 4: the suspects never agreed, 2.5 s
+    // off for most of an hour). After a step the rate is unverified until the post-event
+    // stamps pin it: the bound covers what they allow, and a rate change follows once they
+    // rule p̂ out.
+    func testMigrationAtShortPollsIsARateChange() {
+        for poll in [1.0, 4.0] {
+            var path = PathSimulator(rate: 1 + 4.2e-6, seed: 43)
+            path.upMinimumNanoseconds = 70_000
+            path.downMinimumNanoseconds = 80_000
+            var s = Scenario(poll: poll, path: path)
+            s.run(8 + FeedforwardWindows(pollPeriodSeconds: poll).warmUp + 50)
+            XCTAssertFalse(s.last.parameters.status.contains(.warmUp), "poll \(poll): full phase before the migration")
+            let migratedAt = s.observations.count
+            s.path.advance(seconds: 1.5)
+            s.path.setRate(1 + 37e-6, counterJump: 2_500_000_000)
+            s.path.upMinimumNanoseconds += 35_000
+            s.path.downMinimumNanoseconds += 5_000
+            let perMinute = Int(60 / poll)
+            s.run(4 * perMinute)
+            let change = s.firstIndex(from: migratedAt, with: .rateChange)
+            XCTAssertLessThanOrEqual(Double((change ?? .max / 2) - migratedAt) * poll, 30,
+                                     "poll \(poll): rate change within 30 s (declared: \(change != nil))")
+            let steps = s.observations[migratedAt...].filter { $0.parameters.status.contains(.clockStep) }.count
+            XCTAssertLessThanOrEqual(steps, 1, "poll \(poll): one event, not a step every few seconds")
+            // Back under 50 µs within a minute (the new path's asymmetry moves the bias by 15 µs) and staying.
+            XCTAssertLessThan(s.worstError(from: migratedAt + perMinute), 50_000, "poll \(poll)")
+            XCTAssertLessThan(s.betweenWorst[(migratedAt + perMinute)...].max() ?? 0, 50_000, "poll \(poll) between stamps")
+            XCTAssertEqual(s.last.parameters.period / (1e-9 / (1 + 37e-6)), 1, accuracy: 2e-6, "poll \(poll)")
+            // Honest from the first post-migration stamp on, at the stamps and between them.
+            assertHonest(s, from: migratedAt)
+            assertHonestBetween(s, from: migratedAt, "poll \(poll) after the migration")
+        }
+    }
+
     // §1/§5: readers extrapolate Ca from the last stamp at p̂_local; Cd stays on p̂.
     func testReaderExtrapolatesWithLocalPeriod() {
         var p = ClockParameters.empty
