@@ -235,12 +235,17 @@ public struct Scenario: Sendable, Equatable {
     /// the 3 samples before the first post-migration stamp (the counter jumped 2.5 s; nothing
     /// can know). Between the suspect stamps the bound ages at the rate they imply (the
     /// 60% rate limit after one, their fitted rate after two), so it covers the new +33 PPM.
-    public static let migration: Scenario = {
+    public static let migration: Scenario = migrating(at: 12 * Span.hour)
+
+    /// The migration scenario with its blackout starting at `start` of the run instead of at
+    /// 12 h, so a test can reach it in a shorter run (at poll 1 s warm-up lasts 2.1 h: a
+    /// migration before that restarts an epoch still in warm-up, one after it the full phase).
+    public static func migrating(at start: Int64) -> Scenario {
         var c = SimulationConfiguration()
         c.seed = 6
         c.durationNanoseconds = 2 * Span.day
         c.oscillator = stableOscillator
-        let move = Migration(atNanoseconds: 12 * Span.hour, blackoutNanoseconds: 1_500 * Span.millisecond,
+        let move = Migration(atNanoseconds: start, blackoutNanoseconds: 1_500 * Span.millisecond,
                              counterJumpNanoseconds: 2_500 * Span.millisecond, newRateErrorPPM: 37)
         c.oscillator.migration = move
         c.network = lanNetwork
@@ -252,7 +257,7 @@ public struct Scenario: Sendable, Equatable {
                         configuration: c,
                         events: [LabEvent(name: "migration", atNanoseconds: move.resumeNanoseconds)],
                         promised: .micro(median: 15, p99: 25, inside: 0.999, recovery: 2 * Span.minute, settle: 2 * Span.minute))
-    }()
+    }
 
     /// Seed 001 shows ntpd losing stability when starved of good exchanges; here the
     /// server is unreachable for one hour from 12 h, then returns.
