@@ -235,6 +235,15 @@ public struct Scenario: Sendable, Equatable {
     /// the 3 samples before the first post-migration stamp (the counter jumped 2.5 s; nothing
     /// can know). Between the suspect stamps the bound ages at the rate they imply (the
     /// 60% rate limit after one, their fitted rate after two), so it covers the new +33 PPM.
+    /// At short polls (`--poll 1`, 2, 4) three suspects span 2–8 s, too little to resolve
+    /// 33 PPM against a 200 µs RTT: the filter declares a step (poll 1, 2) or, since the
+    /// suspects share no offset under the old rate, a rate change (poll 4); after a step the
+    /// rate stays unverified, the bound ages at whatever rate the post-event stamps still
+    /// allow, and the rate change follows once they rule the old rate out. Measured (seeds
+    /// 6, 11–13): |error| < 50 µs 7.5–12.5 s after the resume at polls 1, 2, 4 (peak 160 µs,
+    /// inside the bound), 20.5 s at poll 8, 2.3 min at poll 64 (two polls); 100% inside
+    /// maxError after the first post-resume stamp. (Before: poll 1 stepped every ~13 s on the
+    /// old rate, 75% inside; poll 4 stayed 2.5 s off for up to 53 min.)
     public static let migration: Scenario = migrating(at: 12 * Span.hour)
 
     /// The migration scenario with its blackout starting at `start` of the run instead of at
