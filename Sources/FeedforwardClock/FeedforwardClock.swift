@@ -724,7 +724,13 @@ public struct FeedforwardClock: Sendable {
                 return
             }
             let sinceUpdate = period * Double(now - thetaUpdateCounter)
-            if abs(candidate - theta) > offsetSanityMinimum + offsetSanityRate * sinceUpdate {
+            // A candidate inside θ̂'s own hard bound (aged to now) cannot be insane: it is
+            // consistent with everything the stamps prove. Without this, a θ̂ seeded by a
+            // first stamp with a long, lopsided delay (its RTT then *was* the minimum) kept
+            // every later, better candidate out for good once they differed by more than
+            // the sanity minimum: the live lab saw a 1.4 ms error that stayed, inside the bound.
+            let provenBound = consistentBound + rateBound * period * Double(now - lastTf)
+            if abs(candidate - theta) > max(offsetSanityMinimum + offsetSanityRate * sinceUpdate, provenBound) {
                 status.insert(.offsetSanity)
                 return
             }

@@ -71,6 +71,28 @@ final class FeedforwardClockTests: XCTestCase {
         }
     }
 
+    // §6 sanity gate: the very first exchange meets a 3 ms queue on its way back (a cold
+    // relay or server), so θ̂ is seeded 1.5 ms off while that RTT is still the minimum. Later
+    // stamps prove a better offset; the gate must not keep them out because θ̂ moved > 500 µs.
+    func testBadFirstStampDoesNotPinTheOffset() {
+        for poll in [1.0, 16.0] {
+            var path = PathSimulator(seed: 21)
+            path.downMinimumNanoseconds = 3_020_000
+            var s = Scenario(poll: poll, path: path)
+            s.run(1)
+            XCTAssertGreaterThan(abs(s.observations[0].errorNanoseconds), 1_000_000, "the first stamp seeds θ̂ far off")
+            s.path.downMinimumNanoseconds = 20_000
+            s.run(40)
+            assertHonest(s)
+            // The rate pair that includes the bad stamp is replaced as the windows move on,
+            // so the last of the error decays over tens of stamps; what must not happen is
+            // θ̂ pinned near the first stamp's 1.5 ms.
+            for observation in s.observations.suffix(10) {
+                XCTAssertLessThan(abs(observation.errorNanoseconds), 100_000, "poll \(poll): θ̂ stayed near the bad first stamp")
+            }
+        }
+    }
+
     // §4: RTT up by 0.5 ms on the return path only (so the offset really moves by 250 µs),
     // then back down.
     func testLevelShiftUpAndDown() {
