@@ -8,10 +8,16 @@ final class SocketTests: XCTestCase {
     /// The first timestamping socket on a quiet host turns kernel stamping on through a
     /// deferred static key; until it is on, datagrams carry no stamp (see
     /// `UDPSocket.enableReceiveTimestamps`). Wait (bounded) until a probe comes back stamped.
+    /// The kernel also turns stamping off (deferred) once the last timestamping socket
+    /// closes, so the probe stays open for the whole class, as ntpclient keeps one open for
+    /// its lifetime: a test that opens its own socket then never races the static key.
+    nonisolated(unsafe) static var stampingKeeper: UDPSocket?
+
     override class func setUp() {
         super.setUp()
         guard let socket = try? UDPSocket(bindingTo: .loopbackIPv4(port: 0)),
               let address = try? socket.localAddress() else { return }
+        stampingKeeper = socket
         try? socket.setReceiveTimeout(nanoseconds: 100_000_000)
         var buffer = [UInt8](repeating: 0, count: 16)
         for _ in 0..<100 {
