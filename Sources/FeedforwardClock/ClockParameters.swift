@@ -46,6 +46,9 @@ public struct ClockStatus: OptionSet, Sendable, Hashable {
         (.eventSuspected, "event-suspected"), (.clockStep, "clock-step"),
         (.rateChange, "rate-change"), (.noEstimate, "no-estimate"),
     ]
+
+    /// The words of the bits that are set, in `names` order (the tools' status column).
+    public var words: [String] { ClockStatus.names.filter { contains($0.0) }.map { $0.1 } }
 }
 
 /// How far a reader may trust published parameters (feedforward-spec §7).

@@ -70,7 +70,7 @@ public struct ExchangeReport: Sendable, Equatable {
 
     /// Status words: the filter's (ClockStatus.names), then the stamp fallbacks and outcome.
     public var statusWords: [String] {
-        var words = ClockStatus.names.filter { status.contains($0.0) }.map { $0.1 }
+        var words = status.words
         if userSpaceTransmitStamp { words.append("user-tx-stamp") }
         if userSpaceReceiveStamp { words.append("user-rx-stamp") }
         if outcome != .accepted { words.append(outcome.rawValue) }

@@ -117,7 +117,7 @@ private struct SyntheticPath {
 }
 
 private func statusWords(_ status: ClockStatus) -> String {
-    let words = ClockStatus.names.filter { status.contains($0.0) }.map { $0.1 }
+    let words = status.words
     return words.isEmpty ? "ok" : words.joined(separator: ",")
 }
 

@@ -94,7 +94,7 @@ func runNow() -> Never {
     for _ in 0..<count {
         let now: PublishedTime
         do { now = try reader.read() } catch { fail("\(error)") }
-        let words = ClockStatus.names.filter { now.status.contains($0.0) }.map { $0.1 }
+        let words = now.status.words
         unusable = now.freshness == .unusable
         if json {
             let p = now.parameters
