@@ -45,6 +45,7 @@ private let liveTool = ToolDescription(
         .value("svg", "FILE", "Write error against time with each client's bound as a band."),
         .value("csv", "FILE", "Write every sample as CSV: client, time s, error ns, bound ns."),
         .value("exchanges", "FILE", "Write our client's exchanges as JSON lines (as ntpclient --json)."),
+        .flag("relay-sleeps", "Let the relays sleep between packets instead of busy-polling. Saves a\ncore per relay, but a sleeping thread wakes 40 µs to over 1 ms after a\npacket arrives, which the clients see as path asymmetry. (Relays only\nbusy-poll when the lab may run at real-time priority, i.e. as root.)"),
         .value("chronyd", "PATH", "The chronyd to run (default: /usr/sbin/chronyd and the usual places)."),
         .flag("default-demo", "What bare 'ntplab' runs: lan-stratum1, 60 s, poll 1 s, SVG to\n./ntplab-lan-stratum1.svg (each of these can still be overridden)."),
     ],
@@ -91,6 +92,7 @@ func runLiveCommand(_ arguments: [String]) -> Int32 {
     var liveOptions = LiveOptions()
     liveOptions.interrupted = { (try? signals.pending()) != nil }
     liveOptions.compareChrony = options.has("compare")
+    liveOptions.relayBusyPolling = !options.has("relay-sleeps")
     liveOptions.chronydPath = options.string("chronyd")
     if liveOptions.compareChrony, liveOptions.chronydPath == nil, ChronyPeer.installedPath == nil {
         exitWithFailure(liveTool.name, "--compare chrony: chronyd is not installed (apt-get install chrony)")

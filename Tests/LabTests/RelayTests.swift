@@ -187,6 +187,15 @@ final class RelayLoopbackTests: XCTestCase {
     }
 
     func testDelaysRewriteAndRoutingThroughTheRelay() throws {
+        try checkDelaysRewriteAndRouting(busyPolling: false)
+    }
+
+    /// The busy-polling loop the live lab uses is a second loop: it must do the same work.
+    func testDelaysRewriteAndRoutingThroughABusyPollingRelay() throws {
+        try checkDelaysRewriteAndRouting(busyPolling: true)
+    }
+
+    private func checkDelaysRewriteAndRouting(busyPolling: Bool) throws {
         let server = try socket()
         let forwardMinimum = 3 * Span.millisecond, backwardMinimum = 2 * Span.millisecond
         let network = NetworkParameters(
@@ -195,6 +204,7 @@ final class RelayLoopbackTests: XCTestCase {
         var configuration = RelayConfiguration(upstreamAddress: try server.localAddress(), network: network)
         let now = realtimeNanoseconds()
         configuration.transform = ServedTimeTransform(originUnixNanoseconds: now, offsetNanoseconds: 1_500 * Span.millisecond, rateError: 50e-6)
+        configuration.busyPolling = busyPolling
         let relay = try ImpairmentRelay(configuration)
         try relay.start()
         defer { relay.stop() }
@@ -247,6 +257,12 @@ final class RelayLoopbackTests: XCTestCase {
         XCTAssertEqual(counters.requestsDropped + counters.responsesDropped + counters.overflowDrops + counters.sendErrors, 0)
         XCTAssertGreaterThanOrEqual(counters.minimumRequestDelayNanoseconds, forwardMinimum)
         XCTAssertGreaterThanOrEqual(counters.minimumResponseDelayNanoseconds, backwardMinimum)
+        // Lateness is measured after the due time, so never negative, and a mean is no larger than the maximum.
+        XCTAssertGreaterThanOrEqual(counters.requestLatenessTotalNanoseconds, 0)
+        XCTAssertGreaterThanOrEqual(counters.responseLatenessTotalNanoseconds, 0)
+        XCTAssertEqual(counters.meanRequestLatenessNanoseconds, counters.requestLatenessTotalNanoseconds / Int64(2 * rounds))
+        XCTAssertLessThanOrEqual(counters.meanRequestLatenessNanoseconds, counters.maximumLatenessNanoseconds)
+        XCTAssertLessThanOrEqual(counters.meanResponseLatenessNanoseconds, counters.maximumLatenessNanoseconds)
     }
 
     func testLossRateOfRealPackets() throws {
@@ -294,6 +310,14 @@ final class RelayLoopbackTests: XCTestCase {
         relay.stop()
         relay.stop()
         XCTAssertEqual(relay.counters, RelayCounters())
+        var spinning = RelayConfiguration(upstreamAddress: .loopbackIPv4(port: 9), network: Scenario.lanStratum1.configuration.network)
+        spinning.busyPolling = true
+        let busy = try ImpairmentRelay(spinning)
+        try busy.start()
+        let stopping = clockNanoseconds(.monotonic)
+        busy.stop()
+        XCTAssertLessThan(clockNanoseconds(.monotonic) - stopping, Span.second, "a busy-polling relay stops at its next pass")
+        XCTAssertEqual(busy.counters, RelayCounters())
 
         var taken = RelayConfiguration(upstreamAddress: .loopbackIPv4(port: 9), network: Scenario.lanStratum1.configuration.network)
         taken.listenAddress = relay.listenAddress

@@ -85,11 +85,18 @@ final class LabLiveTests: XCTestCase {
     /// error at every sample, between exchanges included.
     ///
     /// Why 150 µs and not the simulation's 15: one minute at poll 1 s is the filter's warm-up
-    /// (its rate estimate is young and it reports 'warmup' throughout), the relay adds
-    /// 70–100 µs of user-space hops with their own few-µs asymmetry, and this 2-core machine is
-    /// shared with parallel builds. Measured on it, p99 |error| over the whole minute: 69, 77
-    /// and 89 µs in three runs (20–40 µs for 10–20 s runs); over 10 minutes at poll 1: 12.5 µs
-    /// (lan-stratum1) and 33 µs (loaded-lan). Bound honesty held in every run: 100%.
+    /// (its rate estimate is young and it reports 'warmup' throughout), the relay's user-space
+    /// hops add their own asymmetry, and this 2-core machine is shared with parallel builds.
+    /// Measured on it (debug build, as `swift test` runs it): p99 |error| after warm-up 72 µs
+    /// while the relays slept between packets (they sent 100–400 µs late on average), 18 µs
+    /// since they busy-poll (a few µs late). Bound honesty held in every run: 100%.
+    ///
+    /// Under a sanitizer the accuracy limit is 500 µs: instrumentation slows the in-process
+    /// server between reading t3 and the send, and the relay's hops, unevenly per direction.
+    /// Measured under ThreadSanitizer: whole-minute p99 87–134 µs, median error +54 µs against
+    /// −2 µs in a release build, so 150 µs had too thin a margin there. 500 µs still catches
+    /// the failure this test exists for (a clock stuck milliseconds off), and honesty is
+    /// asserted unchanged.
     func testShortLiveRunTracksTruthWithinItsBound() throws {
         let plan = LivePlan(scenario: Scenario.lanStratum1, durationNanoseconds: 60 * Span.second, pollSeconds: 1)
         let result = try LiveRunner.run(plan)
@@ -102,7 +109,10 @@ final class LabLiveTests: XCTestCase {
         var options = plan.figureOptions
         options.warmupNanoseconds = 10 * Span.second
         let steady = Figures(samples: result.ours.samples, options: options)
-        XCTAssertLessThan(steady.p99AbsErrorNanoseconds, 150_000, "p99 |error| after warm-up")
+        let limitNanoseconds: Double = SanitizerRuntime.active == nil ? 150_000 : 500_000
+        print("after warm-up: p99 |error| \((steady.p99AbsErrorNanoseconds / 100).rounded() / 10) µs, limit \(Int(limitNanoseconds / 1000)) µs (sanitizer: \(SanitizerRuntime.active?.rawValue ?? "none"))")
+        XCTAssertLessThan(steady.p99AbsErrorNanoseconds, limitNanoseconds,
+                          "p99 |error| after warm-up (sanitizer: \(SanitizerRuntime.active?.rawValue ?? "none"))")
         XCTAssertEqual(steady.insideBoundShare, 1)
         let relay = result.relayCounters[0]
         XCTAssertEqual(relay.overflowDrops, 0)

@@ -12,7 +12,8 @@ public enum LiveReport {
         out += "\(plan.scenario.name) live: \(formatDuration(plan.durationNanoseconds)) at poll \(fixedDecimal(plan.pollSeconds, plan.pollSeconds < 10 ? 1 : 0)) s, seed \(plan.seed); "
             + "truth = host clock through the relay's served-time transform"
             + (plan.scenario.reference == .server ? " (the server's clock)" : "")
-            + (result.realtimeScheduling ? "; lab threads and chronyd at SCHED_FIFO 10" : "; normal scheduling (not permitted to raise it)") + "\n"
+            + (result.realtimeScheduling ? "; lab threads and chronyd at SCHED_FIFO 10" : "; normal scheduling (not permitted to raise it)")
+            + (result.relaysBusyPolled ? "; relays busy-poll" : "; relays sleep between packets") + "\n"
         out += clientLine(result.ours) + "; \(result.exchanges) exchanges, \(result.acceptedExchanges) accepted\n"
         if let peer = result.peer { out += clientLine(peer) + "\n" }
         func path(_ measured: (asymmetryNanoseconds: Int64, delayNanoseconds: Int64)?) -> String {
@@ -32,7 +33,8 @@ public enum LiveReport {
                 + "\(relay.responsesForwarded)/\(relay.responsesReceived) responses passed, "
                 + "delay min \(micro(relay.minimumRequestDelayNanoseconds)) / \(micro(relay.minimumResponseDelayNanoseconds)) µs, "
                 + "max \(micro(relay.maximumRequestDelayNanoseconds)) / \(micro(relay.maximumResponseDelayNanoseconds)) µs "
-                + "(request / response), latest send \(micro(relay.maximumLatenessNanoseconds)) µs late"
+                + "(request / response), sends late by \(micro(relay.meanRequestLatenessNanoseconds)) / "
+                + "\(micro(relay.meanResponseLatenessNanoseconds)) µs on average, at most \(micro(relay.maximumLatenessNanoseconds)) µs"
                 + (relay.overflowDrops + relay.sendErrors > 0 ? "; \(relay.overflowDrops) overflow drops, \(relay.sendErrors) send errors" : "") + "\n"
         }
         return out
@@ -85,6 +87,7 @@ public enum LiveReport {
             JSONMember("pollSeconds", .number(plan.pollSeconds)),
             JSONMember("originUnixNanoseconds", .integer(result.originUnixNanoseconds)),
             JSONMember("realtimeScheduling", .bool(result.realtimeScheduling)),
+            JSONMember("relaysBusyPolled", .bool(result.relaysBusyPolled)),
             JSONMember("directPathAsymmetryNanoseconds", result.directPath.map { .integer($0.asymmetryNanoseconds) } ?? .null),
             JSONMember("relayPathAsymmetryNanoseconds", result.relayPath.map { .integer($0.asymmetryNanoseconds) } ?? .null),
             JSONMember("relayPathDelayNanoseconds", result.relayPath.map { .integer($0.delayNanoseconds) } ?? .null),
@@ -109,6 +112,8 @@ public enum LiveReport {
                 JSONMember("overflowDrops", .integer(Int64(r.overflowDrops))),
                 JSONMember("sendErrors", .integer(Int64(r.sendErrors))),
                 JSONMember("maximumLatenessNanoseconds", .integer(r.maximumLatenessNanoseconds)),
+                JSONMember("meanRequestLatenessNanoseconds", .integer(r.meanRequestLatenessNanoseconds)),
+                JSONMember("meanResponseLatenessNanoseconds", .integer(r.meanResponseLatenessNanoseconds)),
             ])
         })))
         return .object(members)

@@ -40,6 +40,8 @@ public struct LiveResult: Sendable {
     public var exchangeLines: [String]
     /// True when the lab's threads and chronyd ran at real-time priority.
     public var realtimeScheduling: Bool
+    /// True when the relays busy-polled (`LiveOptions.relayBusyPolling` with real-time scheduling).
+    public var relaysBusyPolled: Bool
     /// Measured before time zero with SNTP exchanges (host clock at both ends): the path's
     /// (forward − backward)/2 and smallest round trip, direct to the server and through our
     /// relay. The model's own asymmetry is (forward − backward minimum)/2; the rest is the
@@ -58,6 +60,9 @@ public struct LiveOptions: Sendable {
     public var readsPerPoll: Int = 4
     /// Run the lab's threads and chronyd at SCHED_FIFO priority 10 when permitted (root).
     public var realtimeScheduling = true
+    /// Relays poll without sleeping (`RelayConfiguration.busyPolling`): a core per relay for
+    /// the run, in exchange for delivering packets on the model's schedule.
+    public var relayBusyPolling = true
     /// Asked between reads; true ends the run at once with an error (chronyd, the relays and
     /// the server are stopped on the way out).
     public var interrupted: (@Sendable () -> Bool)? = nil
@@ -120,6 +125,9 @@ public enum LiveRunner {
             configuration.transform = transform
             configuration.startMonotonicNanoseconds = startMonotonic
             configuration.maximumClients = 64  // slots recycle: each request has a new source port
+            // Only with real-time scheduling: spinning at the same priority as the server
+            // and client would delay their wake-ups by a scheduler slice instead.
+            configuration.busyPolling = options.relayBusyPolling && realtimeScheduling
             return try ImpairmentRelay(configuration)
         }
         let ourRelay = try relay()
@@ -212,6 +220,7 @@ public enum LiveRunner {
                           acceptedExchanges: client.reports.filter { $0.outcome == .accepted }.count,
                           exchangeLines: client.reports.map { jsonLine($0) },
                           realtimeScheduling: realtimeScheduling,
+                          relaysBusyPolled: options.relayBusyPolling && realtimeScheduling,
                           directPath: direct.map { ($0.asymmetry, $0.delay) },
                           relayPath: throughRelay.map { ($0.asymmetry, $0.delay) },
                           peerRelayPath: throughPeerRelay.map { ($0.asymmetry, $0.delay) })

@@ -22,6 +22,12 @@ public struct RelayConfiguration: Sendable {
     public var queueCapacity: Int = 4096
     /// Distinct client addresses served (each gets its own upstream socket).
     public var maximumClients: Int = 256
+    /// Poll the sockets without ever sleeping, at normal (not real-time) priority. On a
+    /// virtual machine an idle thread takes 40 µs to over 1 ms to wake for a packet (measured
+    /// here), more than a LAN's one-way delay, so a sleeping relay delivers late by that much,
+    /// unevenly per direction: path asymmetry the scenario does not have. Spinning keeps a
+    /// core busy for the run; at normal priority the lab's real-time threads still preempt it.
+    public var busyPolling = false
 
     public init(upstreamAddress: SocketAddress, network: NetworkParameters) {
         self.upstreamAddress = upstreamAddress
@@ -53,6 +59,17 @@ public struct RelayCounters: Sendable, Equatable {
     public var maximumResponseDelayNanoseconds: Int64 = 0
     /// Largest lateness of a send after its due time: how well the relay kept the schedule.
     public var maximumLatenessNanoseconds: Int64 = 0
+    /// Summed lateness per direction. Their means' difference, halved, is the asymmetry the
+    /// relay added beyond the model, which biases every client's offset alike.
+    public var requestLatenessTotalNanoseconds: Int64 = 0
+    public var responseLatenessTotalNanoseconds: Int64 = 0
+    /// Mean lateness of forwarded requests and responses (0 before any was sent).
+    public var meanRequestLatenessNanoseconds: Int64 {
+        requestsForwarded == 0 ? 0 : requestLatenessTotalNanoseconds / Int64(requestsForwarded)
+    }
+    public var meanResponseLatenessNanoseconds: Int64 {
+        responsesForwarded == 0 ? 0 : responseLatenessTotalNanoseconds / Int64(responsesForwarded)
+    }
     public init() {}
 }
 
@@ -158,6 +175,24 @@ public final class ImpairmentRelay: @unchecked Sendable {
     // MARK: - The relay thread
 
     private func runLoop() {
+        if configuration.busyPolling {
+            // A spinning real-time thread would starve the lab's other threads and be
+            // throttled by the kernel (sched_rt_runtime_us) for tens of milliseconds at a time.
+            var parameters = sched_param()
+            parameters.sched_priority = 0
+            _ = pthread_setschedparam(pthread_self(), SCHED_OTHER, &parameters)
+            while !stopRequested.load(ordering: .acquiring) {
+                var active = sendDuePackets()
+                if waitForPackets(timeoutMilliseconds: 0) > 0 {
+                    receivePackets()
+                    active = true
+                }
+                // Idle passes touch nothing shared: they are millions a second.
+                if active { published.withLock { $0 = local } } else if queue.count == 0 { prepareSpareUpstream() }
+            }
+            published.withLock { $0 = local }
+            return
+        }
         while !stopRequested.load(ordering: .acquiring) {
             sendDuePackets()
             prepareSpareUpstream()
@@ -238,8 +273,14 @@ public final class ImpairmentRelay: @unchecked Sendable {
         if pollDescriptors[0].revents != 0 { _ = wakeup.drain() }
     }
 
-    private func sendDuePackets() {
+    /// Sends every packet whose time has come; true when there was one.
+    @discardableResult
+    private func sendDuePackets() -> Bool {
+        var sentAny = false
         while let packet = queue.popDue(now: clockNanoseconds(.monotonic)) {
+            // Before the send: loopback delivers inside sendmsg, and the receiver's kernel
+            // stamp is taken early in it, so the call's own duration is not lateness.
+            let lateness = clockNanoseconds(.monotonic) - packet.due
             let bytes = UnsafeRawBufferPointer(queue.bytes(packet.slot))
             do {
                 switch packet.direction {
@@ -253,9 +294,15 @@ public final class ImpairmentRelay: @unchecked Sendable {
             } catch {
                 local.sendErrors += 1
             }
-            local.maximumLatenessNanoseconds = max(local.maximumLatenessNanoseconds, clockNanoseconds(.monotonic) - packet.due)
+            local.maximumLatenessNanoseconds = max(local.maximumLatenessNanoseconds, lateness)
+            switch packet.direction {
+            case .request: local.requestLatenessTotalNanoseconds += lateness
+            case .response: local.responseLatenessTotalNanoseconds += lateness
+            }
             queue.release(packet.slot)
+            sentAny = true
         }
+        return sentAny
     }
 
     /// The kernel RX stamp moved from CLOCK_REALTIME to CLOCK_MONOTONIC by reading both now.
