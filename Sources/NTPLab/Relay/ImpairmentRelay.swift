@@ -178,9 +178,12 @@ public final class ImpairmentRelay: @unchecked Sendable {
         if configuration.busyPolling {
             // A spinning real-time thread would starve the lab's other threads and be
             // throttled by the kernel (sched_rt_runtime_us) for tens of milliseconds at a time.
+            // Normal policy at nice −20 instead (when permitted): the lab's real-time threads
+            // preempt it, and other work on the machine gets only short slices of its core.
             var parameters = sched_param()
             parameters.sched_priority = 0
             _ = pthread_setschedparam(pthread_self(), SCHED_OTHER, &parameters)
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, -20)  // Linux: nice is per thread; 0 is the caller
             while !stopRequested.load(ordering: .acquiring) {
                 var active = sendDuePackets()
                 if waitForPackets(timeoutMilliseconds: 0) > 0 {
