@@ -22,7 +22,7 @@ public struct RelayConfiguration: Sendable {
     public var queueCapacity: Int = 4096
     /// Distinct client addresses served (each gets its own upstream socket).
     public var maximumClients: Int = 256
-    /// Poll the sockets without ever sleeping, at normal (not real-time) priority. On a
+    /// Poll the sockets without ever sleeping, at normal (not real-time) policy, nice −20. On a
     /// virtual machine an idle thread takes 40 µs to over 1 ms to wake for a packet (measured
     /// here), more than a LAN's one-way delay, so a sleeping relay delivers late by that much,
     /// unevenly per direction: path asymmetry the scenario does not have. Spinning keeps a
@@ -59,8 +59,8 @@ public struct RelayCounters: Sendable, Equatable {
     public var maximumResponseDelayNanoseconds: Int64 = 0
     /// Largest lateness of a send after its due time: how well the relay kept the schedule.
     public var maximumLatenessNanoseconds: Int64 = 0
-    /// Summed lateness per direction. Their means' difference, halved, is the asymmetry the
-    /// relay added beyond the model, which biases every client's offset alike.
+    /// Summed lateness per direction. Their means' difference, halved, is roughly the
+    /// asymmetry this relay added beyond the model, a bias in its client's offset.
     public var requestLatenessTotalNanoseconds: Int64 = 0
     public var responseLatenessTotalNanoseconds: Int64 = 0
     /// Mean lateness of forwarded requests and responses (0 before any was sent).
