@@ -92,8 +92,11 @@ public enum LiveRunner {
         // The lab's threads (server, relays, client, reader) and chronyd inherit this
         // thread's scheduling: real-time when allowed, so that other work on the machine
         // does not turn into relay lateness (path asymmetry the scenario does not have).
-        let realtimeScheduling = options.realtimeScheduling && raiseSchedulingPriority()
-        defer { if realtimeScheduling { restoreSchedulingPriority() } }
+        let realtimeScheduling = options.realtimeScheduling && ThreadScheduling.raiseToRealtime()
+        defer { if realtimeScheduling { ThreadScheduling.returnToNormal() } }
+        // Relays spin only with real-time scheduling: spinning at the same priority as the
+        // server and client would delay their wake-ups by a scheduler slice instead.
+        let relaysBusyPoll = options.relayBusyPolling && realtimeScheduling
         // The server: this host's clock, served as a stratum-1 reference.
         var serverConfiguration = ServerConfiguration(listenAddresses: [.loopbackIPv4(port: 0)], threads: 1,
                                                       identity: ServerState.Identity(precision: measuredClockPrecision(),
@@ -125,9 +128,7 @@ public enum LiveRunner {
             configuration.transform = transform
             configuration.startMonotonicNanoseconds = startMonotonic
             configuration.maximumClients = 64  // slots recycle: each request has a new source port
-            // Only with real-time scheduling: spinning at the same priority as the server
-            // and client would delay their wake-ups by a scheduler slice instead.
-            configuration.busyPolling = options.relayBusyPolling && realtimeScheduling
+            configuration.busyPolling = relaysBusyPoll
             return try ImpairmentRelay(configuration)
         }
         let ourRelay = try relay()
@@ -220,25 +221,11 @@ public enum LiveRunner {
                           acceptedExchanges: client.reports.filter { $0.outcome == .accepted }.count,
                           exchangeLines: client.reports.map { jsonLine($0) },
                           realtimeScheduling: realtimeScheduling,
-                          relaysBusyPolled: options.relayBusyPolling && realtimeScheduling,
+                          relaysBusyPolled: relaysBusyPoll,
                           directPath: direct.map { ($0.asymmetry, $0.delay) },
                           relayPath: throughRelay.map { ($0.asymmetry, $0.delay) },
                           peerRelayPath: throughPeerRelay.map { ($0.asymmetry, $0.delay) })
     }
-}
-
-/// SCHED_FIFO priority 10 for the calling thread (inherited by threads and children it
-/// starts); false when not permitted.
-private func raiseSchedulingPriority() -> Bool {
-    var parameters = sched_param()
-    parameters.sched_priority = 10
-    return pthread_setschedparam(pthread_self(), SCHED_FIFO, &parameters) == 0
-}
-
-private func restoreSchedulingPriority() {
-    var parameters = sched_param()
-    parameters.sched_priority = 0
-    _ = pthread_setschedparam(pthread_self(), SCHED_OTHER, &parameters)
 }
 
 /// One exchange as `ntpclient --json` prints it (same keys, same order).

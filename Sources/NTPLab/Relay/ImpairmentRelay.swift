@@ -128,6 +128,8 @@ public final class ImpairmentRelay: @unchecked Sendable {
         queue = DelayQueue(capacity: max(1, configuration.queueCapacity))
         delays = RelayDelays(parameters: configuration.network, seed: configuration.seed, startMonotonicNanoseconds: 0)
         pollDescriptors = .allocate(capacity: max(1, configuration.maximumClients) + 2)
+        pollDescriptors[0] = pollfd(fd: wakeup.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        pollDescriptors[1] = pollfd(fd: listener.fileDescriptor, events: Int16(POLLIN), revents: 0)
         receiveBuffer = .allocate(byteCount: 2048, alignment: 16)
     }
 
@@ -180,10 +182,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
             // throttled by the kernel (sched_rt_runtime_us) for tens of milliseconds at a time.
             // Normal policy at nice −20 instead (when permitted): the lab's real-time threads
             // preempt it, and other work on the machine gets only short slices of its core.
-            var parameters = sched_param()
-            parameters.sched_priority = 0
-            _ = pthread_setschedparam(pthread_self(), SCHED_OTHER, &parameters)
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, -20)  // Linux: nice is per thread; 0 is the caller
+            ThreadScheduling.returnToNormal(nice: -20)
             while !stopRequested.load(ordering: .acquiring) {
                 var active = sendDuePackets()
                 if waitForPackets(timeoutMilliseconds: 0) > 0 {
@@ -222,13 +221,10 @@ public final class ImpairmentRelay: @unchecked Sendable {
         published.withLock { $0 = local }
     }
 
-    /// poll(2) over the wakeup, the listener and every upstream socket; returns how many are ready.
+    /// poll(2) over the wakeup, the listener and every upstream socket; returns how many are
+    /// ready. The descriptor array is kept up to date as slots change (`watchUpstream`), not
+    /// rebuilt here: a busy-polling relay calls this millions of times a second.
     private func waitForPackets(timeoutMilliseconds: Int32) -> Int32 {
-        pollDescriptors[0] = pollfd(fd: wakeup.fileDescriptor, events: Int16(POLLIN), revents: 0)
-        pollDescriptors[1] = pollfd(fd: listener.fileDescriptor, events: Int16(POLLIN), revents: 0)
-        for (i, socket) in upstreams.enumerated() {
-            pollDescriptors[i + 2] = pollfd(fd: socket.fileDescriptor, events: Int16(POLLIN), revents: 0)
-        }
         let result = poll(pollDescriptors.baseAddress, nfds_t(upstreams.count + 2), timeoutMilliseconds)
         return max(result, 0)
     }
@@ -327,10 +323,16 @@ public final class ImpairmentRelay: @unchecked Sendable {
         }
         let index = upstreams.count
         upstreams.append(socket)
+        watchUpstream(index)
         clientAddresses.append(source)
         clientIndex[source] = index
         self.local.clients = upstreams.count
         return index
+    }
+
+    /// Points the slot's poll entry at its (new) upstream socket; nothing is ready on it yet.
+    private func watchUpstream(_ slot: Int) {
+        pollDescriptors[slot + 2] = pollfd(fd: upstreams[slot].fileDescriptor, events: Int16(POLLIN), revents: 0)
     }
 
     /// A fresh upstream socket connected to the server.
@@ -362,6 +364,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
         let slot = nextRecycledSlot
         upstreams[slot].close()
         upstreams[slot] = socket
+        watchUpstream(slot)
         clientIndex.removeValue(forKey: clientAddresses[slot])
         clientAddresses[slot] = source
         clientIndex[source] = slot
