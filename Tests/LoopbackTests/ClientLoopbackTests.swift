@@ -57,7 +57,9 @@ final class ClientLoopbackTests: XCTestCase {
         // Output to a file, not a pipe nobody drains: a chatty server must never block.
         let logPath = FileManager.default.temporaryDirectory
             .appendingPathComponent("ntpclient-test-\(url.lastPathComponent)-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log").path
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: logPath])
+        }
         let log = FileHandle(forWritingAtPath: logPath)
         process.standardOutput = log
         process.standardError = log
