@@ -51,6 +51,13 @@ public final class MappedFile: @unchecked Sendable {
         defer { _ = close(descriptor) }
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { throw KernelError.fromErrno("stat \(path)") }
+        // mmap of a directory or device fails with ENODEV ("No such device"), which names
+        // neither the problem nor the fix: say what the path is instead.
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            let kind = info.st_mode & S_IFMT == S_IFDIR ? "a directory" : "not a regular file"
+            throw KernelError(operation: "map \(path)", code: 0, detail: "it is \(kind)",
+                              hint: "give the file written by 'ntpclient --publish PATH'")
+        }
         let size = Int(info.st_size)
         guard size > 0 else {
             throw KernelError(operation: "map \(path)", code: 0, detail: "the file is empty",

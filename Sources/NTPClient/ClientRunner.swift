@@ -65,7 +65,9 @@ public final class ClientRunner {
             if wait > 0 { exchanger.sleep(nanoseconds: wait) }
             let timeout = Int64(schedule.timeoutSeconds(after: index) * 1e9)
             let outcome = try exchanger.exchange(with: server, timeoutNanoseconds: timeout) { rejection in
-                if counters.record(rejection) { log(rejection.description) }
+                // DENY and RSTR end the run with an error that says so: logging them too
+                // would report the same refusal twice.
+                if counters.record(rejection), !rejection.endsPolling { log(rejection.description) }
             }
             var result = makeReport(for: outcome, index: index, log: log)
             if case .kiss(let code, .stopPolling) = outcome {
@@ -162,29 +164,49 @@ public struct SNTPResult: Sendable, Equatable {
     }
 }
 
+/// What an SNTP run (`Exchanger.sntp`) found: the best answer, if any, and why the other
+/// attempts gave nothing, so the caller can say it in one line.
+public struct SNTPOutcome: Sendable, Equatable {
+    public var result: SNTPResult?
+    /// Attempts that got no answer before their timeout.
+    public var timeouts: Int
+    /// Every refused datagram, by kind.
+    public var counters: ClientCounters
+    /// The first refused datagram that answered our request, to name why none was usable.
+    public var firstRejection: ResponseRejection?
+    /// A RATE kiss ended the run early.
+    public var rateKissed: Bool
+}
+
 extension Exchanger {
-    /// `attempts` exchanges `intervalNanoseconds` apart; stops early on a kiss.
+    /// `attempts` exchanges `intervalNanoseconds` apart; stops early on a kiss. Silent: the
+    /// outcome carries what went wrong, so a tool prints one line, not one per attempt.
+    /// Throws when the server refuses us (DENY, RSTR: RFC 5905 §7.4) or a socket fails.
     public func sntp(server: SocketAddress, attempts: Int = 4, intervalNanoseconds: Int64 = 500_000_000,
-                     timeoutNanoseconds: Int64 = 1_000_000_000,
-                     log: (String) -> Void) throws(NTPClientError) -> SNTPResult? {
+                     timeoutNanoseconds: Int64 = 1_000_000_000) throws(NTPClientError) -> SNTPOutcome {
         var results: [ExchangeResult] = []
-        var counters = ClientCounters()
+        var outcome = SNTPOutcome(result: nil, timeouts: 0, counters: ClientCounters(), firstRejection: nil, rateKissed: false)
+        var made = 0
         for attempt in 0..<attempts {
             if attempt > 0 { sleep(nanoseconds: intervalNanoseconds) }
-            let outcome = try exchange(with: server, timeoutNanoseconds: timeoutNanoseconds) { rejection in
-                if counters.record(rejection) { log(rejection.description) }
+            made = attempt + 1
+            let exchanged = try exchange(with: server, timeoutNanoseconds: timeoutNanoseconds) { rejection in
+                _ = outcome.counters.record(rejection)
             }
-            switch outcome {
+            switch exchanged {
             case .answered(let result): results.append(result)
-            case .unusable: break   // already logged once by the rejection handler
-            case .timedOut: log("no answer from \(server) within \(timeoutNanoseconds / 1_000_000) ms")
+            case .unusable(let rejection): if outcome.firstRejection == nil { outcome.firstRejection = rejection }
+            case .timedOut: outcome.timeouts += 1
             case .kiss(let code, let action):
                 if action == .stopPolling {
                     throw .refused(server: server, code: code.asciiCode ?? String(code.rawValue, radix: 16))
                 }
-                if action == .reducePollRate { return SNTPResult(results: results, attempts: attempt + 1) }
+                if outcome.firstRejection == nil { outcome.firstRejection = .kiss(code, action) }
+                if action == .reducePollRate { outcome.rateKissed = true }
             }
+            if outcome.rateKissed { break }
         }
-        return SNTPResult(results: results, attempts: attempts)
+        outcome.result = SNTPResult(results: results, attempts: made)
+        return outcome
     }
 }

@@ -94,6 +94,12 @@ public final class Exchanger {
 
     private func performExchange(_ server: SocketAddress, _ timeoutNanoseconds: Int64,
                                  _ rejected: (ResponseRejection) -> Void) throws(KernelError) -> ExchangeOutcome {
+        // sendto(2) to port 0 fails with EINVAL ("Invalid argument"), which names neither
+        // the cause nor the fix.
+        guard server.port != 0 else {
+            throw KernelError(operation: "send to \(server)", code: 0, detail: "port 0 is not a server port",
+                              hint: "give the server's port, or none for NTP's 123")
+        }
         var options = UDPSocket.Options()
         options.receiveTimestamps = true
         options.transmitTimestamps = true

@@ -95,6 +95,12 @@ public enum ResponseRejection: Sendable, Equatable, CustomStringConvertible {
     /// LI 3 or stratum 16+: the server says it has no good time.
     case serverUnsynchronised(leap: UInt8, stratum: UInt8)
 
+    /// A DENY or RSTR kiss: the server refuses this client and polling stops (RFC 5905 §7.4).
+    public var endsPolling: Bool {
+        if case .kiss(_, .stopPolling) = self { return true }
+        return false
+    }
+
     public var kind: ResponseRejectionKind {
         switch self {
         case .malformed: return .malformed
@@ -237,6 +243,9 @@ public struct ClientCounters: Sendable, Equatable {
     }
 
     public func count(_ kind: ResponseRejectionKind) -> Int { responses[kind.rawValue] }
+
+    /// Refused datagrams of every kind.
+    public var totalRefused: Int { responses.reduce(0, +) }
 
     /// "timeouts 2, bogus-origin 1" (only nonzero counts), or "none".
     public var summary: String {

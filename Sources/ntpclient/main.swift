@@ -66,12 +66,18 @@ func render(_ fields: [(key: String, value: ExchangeReport.Value)]) -> String {
     return object.text
 }
 
+/// A malformed HOST[:PORT] is a usage error (2); a well-formed name that does not resolve is
+/// a runtime failure (1): the command line was right, the network or DNS said no.
 func resolveServer(_ text: String) -> SocketAddress {
+    let server: SocketAddress
     do {
-        return try SocketAddress.resolve(text, defaultPort: 123)
+        server = try SocketAddress.resolve(text, defaultPort: 123)
     } catch {
+        if error.operation.hasPrefix("resolve") { fail("\(error)") }
         usage("\(error)")
     }
+    if server.port == 0 { usage("\(text): port 0 is not a server port; give HOST:PORT with a port from 1 to 65535, or HOST alone for 123") }
+    return server
 }
 
 func freshnessWord(_ freshness: ClockFreshness) -> String {
@@ -126,15 +132,25 @@ func runNow() -> Never {
 
 func runOnce(_ serverText: String) -> Never {
     let server = resolveServer(serverText)
-    let result: SNTPResult?
+    let outcome: SNTPOutcome
     do {
         let exchanger = try Exchanger()
-        result = try exchanger.sntp(server: server) { message in printError(tool.name, message) }
+        outcome = try exchanger.sntp(server: server)
     } catch {
         fail("\(error)")
     }
-    guard let result else {
-        fail("no valid answer from \(server) in 4 tries: is an NTP server running there (and reachable on UDP)?")
+    guard let result = outcome.result else {
+        // One line: what came back (if anything) decides what to suggest.
+        if outcome.rateKissed {
+            fail("\(server) sent kiss-o'-death RATE: it asks for fewer requests; wait a minute and try again")
+        }
+        if let rejection = outcome.firstRejection {
+            fail("no usable answer from \(server) in 4 tries: \(rejection.description)")
+        }
+        if outcome.counters.totalRefused > 0 {
+            fail("no valid answer from \(server) in 4 tries; refused datagrams: \(outcome.counters.summary)")
+        }
+        fail("no answer from \(server) in 4 tries of 1 s: is an NTP server running there, and reachable on UDP?")
     }
     let now = realtimeNanoseconds()
     if json {

@@ -6,7 +6,7 @@ import NTPLab
 import ToolSupport
 
 /// `ntplab run` and bare `ntplab`: a scenario with real sockets on loopback.
-private let liveTool = ToolDescription(
+let liveTool = ToolDescription(
     name: "ntplab run",
     synopsis: [
         "ntplab run --scenario NAME [--duration S] [--poll P] [--compare chrony] [--json] [--svg FILE] [--csv FILE] [--seed S]",

@@ -30,6 +30,11 @@ case nil:
         exit(ExitStatus.success.rawValue)
     }
     if arguments.contains("--version") { printLine("ntplab \(toolkitVersion)"); exit(0) }
+    // Bare 'ntplab' takes the live run's options; a mistake in them is reported as
+    // ntplab's, since the user never typed 'run'.
+    let bareTool = ToolDescription(name: "ntplab", synopsis: liveTool.synopsis, summary: liveTool.summary,
+                                   options: liveTool.options, footer: liveTool.footer)
+    do throws(UsageError) { _ = try bareTool.parse(arguments) } catch { exitWithUsageError("ntplab", error.message) }
     exit(runLiveCommand(["--default-demo"] + arguments))
 default:
     exitWithUsageError("ntplab", "unknown command '\(subcommand!)': use simulate, run or load (see 'ntplab --help')")

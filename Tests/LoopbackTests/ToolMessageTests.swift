@@ -1,0 +1,124 @@
+import XCTest
+import Foundation
+import KernelStamps
+import NTPPacket
+
+/// The tools' failure messages: one line saying what happened and what to do, and the exit
+/// status the tools promise (0 ok, 1 runtime failure, 2 usage error).
+final class ToolMessageTests: XCTestCase {
+    func executable(_ name: String) throws -> String {
+        let url = ClientLoopbackTests.productsDirectory.appendingPathComponent(name)
+        guard FileManager.default.isExecutableFile(atPath: url.path) else {
+            throw XCTSkip("skipped: \(name) is not built next to the tests (\(url.path)); run 'swift build' first")
+        }
+        return url.path
+    }
+
+    /// stderr lines, without empty ones.
+    func lines(_ text: String) -> [String] { text.split(separator: "\n").map(String.init) }
+
+    /// `ntpclient --once` against a server run by `script`: exit 1 and exactly one line, which
+    /// must not ask whether a server is running (one did answer).
+    func assertOnceFailsInOneLine(_ label: String, mentioning words: [String],
+                                  script: @escaping ScriptedServer.Script) throws {
+        let server = try ScriptedServer(script: script)
+        addTeardownBlock { server.shutdown() }
+        let result = try runChildProcess(try executable("ntpclient"), ["--once", "\(server.address)"])
+        XCTAssertEqual(result.status, 1, "\(label): \(result.stderr)")
+        XCTAssertEqual(lines(result.stderr).count, 1, "\(label): one line, got: \(result.stderr)")
+        XCTAssertFalse(result.stderr.contains("running"), "\(label): a server answered, so do not ask whether one runs: \(result.stderr)")
+        for word in words {
+            XCTAssertTrue(result.stderr.contains(word), "\(label): should mention '\(word)': \(result.stderr)")
+        }
+    }
+
+    func testOnceAgainstADeadPortSaysSoInOneLine() throws {
+        let port = try UDPSocket(bindingTo: .loopbackIPv4(port: 0))
+        let address = try port.localAddress()
+        port.close()
+        let result = try runChildProcess(try executable("ntpclient"), ["--once", "\(address)"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(lines(result.stderr).count, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("no answer") && result.stderr.contains("running"), result.stderr)
+    }
+
+    func testOnceAgainstAnUnsynchronisedServerNamesTheReason() throws {
+        try assertOnceFailsInOneLine("LI 3", mentioning: ["unsynchronised"]) { request, reply, _ in
+            var response = ScriptedServer.response(to: request)
+            response.leapIndicator = .unsynchronized
+            reply(response)
+        }
+    }
+
+    func testOnceAgainstForgedOriginsNamesTheReason() throws {
+        try assertOnceFailsInOneLine("bogus origin", mentioning: ["bogus-origin"]) { request, reply, _ in
+            var response = ScriptedServer.response(to: request)
+            response.originTimestamp = NTPTimestamp(rawValue: request.transmitTimestamp.rawValue ^ 1)
+            reply(response)
+        }
+    }
+
+    func testOnceAgainstAnUnknownKissCodeNamesIt() throws {
+        try assertOnceFailsInOneLine("unknown kiss", mentioning: ["kiss", "ZZZZ"]) { request, reply, _ in
+            var kiss = ScriptedServer.response(to: request)
+            kiss.stratum = 0
+            kiss.referenceID = NTPReferenceID(code: "ZZZZ")!
+            reply(kiss)
+        }
+    }
+
+    func testDenyIsReportedOnce() throws {
+        let server = try ScriptedServer { request, reply, _ in
+            var kiss = ScriptedServer.response(to: request)
+            kiss.stratum = 0
+            kiss.referenceID = .deny
+            reply(kiss)
+        }
+        addTeardownBlock { server.shutdown() }
+        for arguments in [["--once"], ["--poll", "1", "--count", "3"]] {
+            let result = try runChildProcess(try executable("ntpclient"), arguments + ["\(server.address)"])
+            XCTAssertEqual(result.status, 1, "\(arguments): \(result.stderr)")
+            XCTAssertEqual(result.stderr.components(separatedBy: "DENY").count - 1, 1, "\(arguments): reported once: \(result.stderr)")
+        }
+    }
+
+    func testUnresolvableHostIsARuntimeFailure() throws {
+        let result = try runChildProcess(try executable("ntpclient"), ["--once", "no-such-host.invalid"])
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertEqual(lines(result.stderr).count, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("no-such-host.invalid"), result.stderr)
+    }
+
+    func testPortZeroIsAUsageError() throws {
+        for arguments in [["--once", "127.0.0.1:0"], ["--count", "1", "127.0.0.1:0"]] {
+            let result = try runChildProcess(try executable("ntpclient"), arguments)
+            XCTAssertEqual(result.status, 2, "\(arguments): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("port 0") && !result.stderr.contains("Invalid argument"), result.stderr)
+        }
+    }
+
+    func testNowFromADirectorySaysItIsADirectory() throws {
+        let result = try runChildProcess(try executable("ntpclient"), ["now", "--from", NSTemporaryDirectory()])
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("directory") && result.stderr.contains("--publish"), result.stderr)
+        XCTAssertFalse(result.stderr.contains("No such device"), result.stderr)
+    }
+
+    func testBareNtplabReportsUnknownOptionsAsItsOwn() throws {
+        let result = try runChildProcess(try executable("ntplab"), ["--bogus"])
+        XCTAssertEqual(result.status, 2, result.stderr)
+        XCTAssertTrue(result.stderr.hasPrefix("ntplab: unknown option --bogus"), result.stderr)
+        XCTAssertFalse(result.stderr.contains("ntplab run"), result.stderr)
+    }
+
+    /// The plot a bare `ntplab` run writes must not show up as an untracked file.
+    func testDefaultPlotIsIgnoredByGit() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/git"),
+              FileManager.default.fileExists(atPath: root.appendingPathComponent(".git").path) else {
+            throw XCTSkip("skipped: git or the checkout's .git is missing, so .gitignore cannot be asked")
+        }
+        let result = try runChildProcess("/usr/bin/git", ["-C", root.path, "check-ignore", "-q", "ntplab-lan-stratum1.svg"])
+        XCTAssertEqual(result.status, 0, "git does not ignore ntplab-lan-stratum1.svg: \(result.stderr)")
+    }
+}
