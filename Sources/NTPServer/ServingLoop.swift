@@ -48,7 +48,7 @@ public final class ServingLoop: @unchecked Sendable {
     public let configuration: ServerConfiguration
     private let workers: [Worker]
     private let wakeup: Wakeup
-    private var threads: [pthread_t] = []
+    private var threads: [StartedThread] = []
     /// True when the source-address steering program is attached (or not needed).
     public private(set) var steeringByAddress = true
     /// The bound addresses (ports resolved if 0 was asked for), one per listen address.
@@ -102,10 +102,14 @@ public final class ServingLoop: @unchecked Sendable {
         }
     }
 
-    /// Starts the worker threads.
-    public func start() {
-        for worker in workers {
-            threads.append(startThread { worker.run() })
+    /// Starts the worker threads (named `stratumd-wN`, scheduled like the caller).
+    public func start() throws(ServerError) {
+        for (index, worker) in workers.enumerated() {
+            do throws(KernelError) {
+                threads.append(try StartedThread(ThreadOptions(name: "stratumd-w\(index)")) { worker.run() })
+            } catch {
+                throw ServerError(error)
+            }
         }
     }
 
@@ -113,7 +117,7 @@ public final class ServingLoop: @unchecked Sendable {
     @discardableResult
     public func stop() -> ServerCounters {
         wakeup.signal()
-        for thread in threads { pthread_join(thread, nil) }
+        for thread in threads { thread.join() }
         threads.removeAll()
         for worker in workers { worker.closeSockets() }
         return counters()
@@ -150,20 +154,6 @@ private func attachAddressSteering(_ socket: UDPSocket, workers: Int, family: So
     let soAttachReuseportCBPF: Int32 = 51
     return setsockopt(socket.fileDescriptor, SOL_SOCKET, soAttachReuseportCBPF, &fprog,
                       socklen_t(MemoryLayout<SockFprog>.size)) == 0
-}
-
-/// Runs `body` on a new POSIX thread (set up once at start; never on the packet path).
-func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
-    final class Box { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
-    let context = Unmanaged.passRetained(Box(body)).toOpaque()
-    var thread = pthread_t()
-    let result = pthread_create(&thread, nil, { raw in
-        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-        box.body()
-        return nil
-    }, context)
-    precondition(result == 0, "pthread_create failed: \(result)")
-    return thread
 }
 
 /// SO_TIMESTAMPING flags (linux/net_tstamp.h): RX stamps always; TX stamps switched on

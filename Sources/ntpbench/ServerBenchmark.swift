@@ -71,7 +71,9 @@ func runServerBenchmark(_ arguments: [String]) -> Int32 {
     do throws(ServerError) { loop = try ServingLoop(configuration: configuration) } catch {
         printError("ntpbench server: \(error.message)"); return 1
     }
-    loop.start()
+    do throws(ServerError) { try loop.start() } catch {
+        printError("ntpbench server: \(error.message)"); return 1
+    }
     let target = loop.boundAddresses[0]
     var options = UDPSocket.Options()
     options.receiveTimeoutNanoseconds = 100_000_000

@@ -111,7 +111,9 @@ printLine("stratumd: serving on \(server.boundAddresses.map { $0.description }.j
 if let status = try? HostClockStatus.read(), !status.isSynchronised, !configuration.identity.serveUnsynchronised {
     printError("stratumd", "note: the host clock is not synchronised, so responses carry leap indicator 3 and clients will not use them; pass --serve-unsynchronised to serve it anyway")
 }
-server.start()
+do throws(ServerError) { try server.start() } catch {
+    exitWithFailure("stratumd", error.message)
+}
 while true {
     let signal = (try? signals.next(timeoutNanoseconds: nil)) ?? nil
     guard let signal else { continue }

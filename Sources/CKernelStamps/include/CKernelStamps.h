@@ -109,3 +109,9 @@ int ck_eventfd(void);
 int ck_eventfd_signal(int fd);
 /// Drains the counter. Returns 1 if it was signalled, 0 if not, -1 with errno.
 int ck_eventfd_drain(int fd);
+
+// ---- Threads: the GNU extensions Swift's Glibc module does not import.
+/// pthread_setname_np for the calling thread; the kernel keeps 15 bytes. Returns 0 or an errno.
+int ck_name_this_thread(const char *name);
+/// sched_setaffinity for the calling thread: only `cpu`. Returns 0 or -1 with errno.
+int ck_pin_this_thread(int cpu);

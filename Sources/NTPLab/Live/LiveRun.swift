@@ -92,8 +92,8 @@ public enum LiveRunner {
         // The lab's threads (server, relays, client, reader) and chronyd inherit this
         // thread's scheduling: real-time when allowed, so that other work on the machine
         // does not turn into relay lateness (path asymmetry the scenario does not have).
-        let realtimeScheduling = options.realtimeScheduling && ThreadScheduling.raiseToRealtime()
-        defer { if realtimeScheduling { ThreadScheduling.returnToNormal() } }
+        let realtimeScheduling = options.realtimeScheduling && ThreadScheduling.realtime(priority: 10).applyToCallingThread()
+        defer { if realtimeScheduling { ThreadScheduling.normal(nice: 0).applyToCallingThread() } }
         // Relays spin only with real-time scheduling: spinning at the same priority as the
         // server and client would delay their wake-ups by a scheduler slice instead.
         let relaysBusyPoll = options.relayBusyPolling && realtimeScheduling
@@ -104,10 +104,12 @@ public enum LiveRunner {
                                                       rateLimit: nil)
         serverConfiguration.clientTableCapacity = 64
         let server: ServingLoop
-        do throws(ServerError) { server = try ServingLoop(configuration: serverConfiguration) } catch {
+        do throws(ServerError) {
+            server = try ServingLoop(configuration: serverConfiguration)
+            try server.start()
+        } catch {
             throw LabError("server: \(error.message)")
         }
-        server.start()
         defer { server.stop() }
         let serverAddress = server.boundAddresses[0]
         // Warm the server's path first: a fresh process's first response can leave many
@@ -362,7 +364,7 @@ struct SampleCollector {
 final class ClientThread: @unchecked Sendable {
     private let runner: ClientRunner
     private let count: Int
-    private var thread: pthread_t? = nil
+    private var thread: StartedThread? = nil
     private let state = Mutex<(reports: [ExchangeReport], log: [String], failure: String?)>(([], [], nil))
 
     init(runner: ClientRunner, count: Int) {
@@ -371,18 +373,11 @@ final class ClientThread: @unchecked Sendable {
     }
 
     func start() throws(LabError) {
-        var handle = pthread_t()
-        let context = Unmanaged.passRetained(self).toOpaque()
-        let result = pthread_create(&handle, nil, { argument in
-            let this = Unmanaged<ClientThread>.fromOpaque(argument!).takeRetainedValue()
-            this.body()
-            return nil
-        }, context)
-        guard result == 0 else {
-            Unmanaged<ClientThread>.fromOpaque(context).release()
-            throw LabError("cannot start the client thread: \(String(cString: strerror(result)))")
+        do throws(KernelError) {
+            thread = try StartedThread(ThreadOptions(name: "lab-client")) { self.body() }
+        } catch {
+            throw LabError("cannot start the client thread", error)
         }
-        thread = handle
     }
 
     private func body() {
@@ -398,8 +393,7 @@ final class ClientThread: @unchecked Sendable {
     }
 
     func join() {
-        guard let handle = thread else { return }
-        pthread_join(handle, nil)
+        thread?.join()
         thread = nil
     }
 

@@ -98,7 +98,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
     private let wakeup: Wakeup
     private let stopRequested = Atomic<Bool>(false)
     private let published = Mutex(RelayCounters())
-    private var thread: pthread_t? = nil
+    private var thread: StartedThread? = nil
 
     // Relay-thread state: touched only by the relay thread between start() and stop().
     private var queue: DelayQueue
@@ -151,38 +151,31 @@ public final class ImpairmentRelay: @unchecked Sendable {
         startMonotonicNanoseconds = configuration.startMonotonicNanoseconds ?? clockNanoseconds(.monotonic)
         delays = RelayDelays(parameters: configuration.network, seed: configuration.seed,
                              startMonotonicNanoseconds: startMonotonicNanoseconds)
-        var handle = pthread_t()
-        let context = Unmanaged.passRetained(self).toOpaque()
-        let result = pthread_create(&handle, nil, { argument in
-            let relay = Unmanaged<ImpairmentRelay>.fromOpaque(argument!).takeRetainedValue()
-            relay.runLoop()
-            return nil
-        }, context)
-        guard result == 0 else {
-            Unmanaged<ImpairmentRelay>.fromOpaque(context).release()
-            throw LabError("relay: cannot start its thread: \(String(cString: strerror(result)))")
+        // A spinning real-time thread would starve the lab's other threads and be
+        // throttled by the kernel (sched_rt_runtime_us) for tens of milliseconds at a time.
+        // Normal policy at nice −20 instead (when permitted): the lab's real-time threads
+        // preempt it, and other work on the machine gets only short slices of its core.
+        let scheduling: ThreadScheduling = configuration.busyPolling ? .normal(nice: -20) : .inherited
+        do throws(KernelError) {
+            thread = try StartedThread(ThreadOptions(name: "lab-relay", scheduling: scheduling)) { self.runLoop() }
+        } catch {
+            throw LabError("relay: cannot start its thread", error)
         }
-        thread = handle
     }
 
     /// Stops the relay thread and waits for it; held packets are discarded. Idempotent.
     public func stop() {
-        guard let handle = thread else { return }
+        guard let thread else { return }
         stopRequested.store(true, ordering: .releasing)
         wakeup.signal()
-        pthread_join(handle, nil)
-        thread = nil
+        thread.join()
+        self.thread = nil
     }
 
     // MARK: - The relay thread
 
     private func runLoop() {
         if configuration.busyPolling {
-            // A spinning real-time thread would starve the lab's other threads and be
-            // throttled by the kernel (sched_rt_runtime_us) for tens of milliseconds at a time.
-            // Normal policy at nice −20 instead (when permitted): the lab's real-time threads
-            // preempt it, and other work on the machine gets only short slices of its core.
-            ThreadScheduling.returnToNormal(nice: -20)
             while !stopRequested.load(ordering: .acquiring) {
                 var active = sendDuePackets()
                 if waitForPackets(timeoutMilliseconds: 0) > 0 {
