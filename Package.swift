@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "NTPClient", dependencies: ["NTPPacket", "KernelStamps", "FeedforwardClock", "ToolSupport"]),
         .target(name: "NTPLab", dependencies: ["NTPPacket", "KernelStamps", "FeedforwardClock", "NTPServer", "NTPClient", "ToolSupport"]),
         // One option parser and one output vocabulary for the three tools.
-        .target(name: "ToolSupport", dependencies: ["NTPPacket"]),
+        .target(name: "ToolSupport", dependencies: ["NTPPacket", "KernelStamps"]),
         // Counts malloc calls for the allocation benchmarks (interposes malloc; ntpbench only).
         .target(name: "CMallocCounter"),
 

@@ -82,6 +82,8 @@ public struct ParsedOptions: Sendable {
     public private(set) var values: [String: [String]] = [:]
     public private(set) var positionals: [String] = []
     public let toolName: String
+    /// "PATH:LINE" of options that came from a configuration file.
+    public private(set) var origins: [String: String] = [:]
 
     init(toolName: String) { self.toolName = toolName }
 
@@ -89,11 +91,17 @@ public struct ParsedOptions: Sendable {
     public func string(_ name: String) -> String? { values[name]?.last }
     public func strings(_ name: String) -> [String] { values[name] ?? [] }
 
+    /// How to name an option in an error: "--name" from the command line, "PATH:LINE: name"
+    /// from a configuration file, so the user knows which to fix.
+    public func describe(_ name: String) -> String {
+        origins[name].map { "\($0): \(name)" } ?? "--\(name)"
+    }
+
     /// An integer option within `range`, or `defaultValue` when absent.
     public func integer(_ name: String, default defaultValue: Int, in range: ClosedRange<Int>) throws(UsageError) -> Int {
         guard let text = string(name) else { return defaultValue }
         guard let value = Int(text), range.contains(value) else {
-            throw UsageError("--\(name) wants a whole number from \(range.lowerBound) to \(range.upperBound), not '\(text)'")
+            throw UsageError("\(describe(name)) wants a whole number from \(range.lowerBound) to \(range.upperBound), not '\(text)'")
         }
         return value
     }
@@ -102,7 +110,7 @@ public struct ParsedOptions: Sendable {
     public func decimal(_ name: String, default defaultValue: Double, in range: ClosedRange<Double>) throws(UsageError) -> Double {
         guard let text = string(name) else { return defaultValue }
         guard let value = Double(text), value.isFinite, range.contains(value) else {
-            throw UsageError("--\(name) wants a number from \(formatNumber(range.lowerBound)) to \(formatNumber(range.upperBound)), not '\(text)'")
+            throw UsageError("\(describe(name)) wants a number from \(formatNumber(range.lowerBound)) to \(formatNumber(range.upperBound)), not '\(text)'")
         }
         return value
     }
@@ -111,13 +119,14 @@ public struct ParsedOptions: Sendable {
     public func choice(_ name: String, default defaultValue: String, from choices: [String]) throws(UsageError) -> String {
         guard let text = string(name) else { return defaultValue }
         guard choices.contains(text) else {
-            throw UsageError("--\(name) wants one of \(choices.joined(separator: ", ")), not '\(text)'")
+            throw UsageError("\(describe(name)) wants one of \(choices.joined(separator: ", ")), not '\(text)'")
         }
         return text
     }
 
     mutating func append(_ name: String, _ value: String) { values[name, default: []].append(value) }
     mutating func appendPositional(_ value: String) { positionals.append(value) }
+    mutating func setOrigin(_ name: String, _ origin: String) { origins[name] = origin }
 }
 
 private func formatNumber(_ value: Double) -> String {

@@ -28,6 +28,8 @@ let tool = ToolDescription(
         .value("publish", "PATH", "After every update write the clock parameters to PATH (memory-mapped,\nsequence-locked) for 'ntpclient now --from PATH' and PublishedClockReader."),
         .flag("once", "SNTP mode, like ntpdig: 4 exchanges 0.5 s apart, print the offset and delay\nof the best one with an error bound; exit 1 if no valid answer came."),
         .value("from", "PATH", "With 'now': the file written by --publish."),
+        .value("server", "HOST[:PORT]", "The server, as an option (for a configuration file);\na HOST argument on the command line overrides it."),
+        configOption,
     ],
     footer: """
     Columns and signs (text and JSON):
@@ -46,7 +48,7 @@ let tool = ToolDescription(
     """)
 
 prepareToolProcess()
-let options = parseCommandLineOrExit(tool, arguments: Array(CommandLine.arguments.dropFirst()))
+let options = parseCommandLineAndConfigOrExit(tool, arguments: Array(CommandLine.arguments.dropFirst()))
 let json = options.has("json")
 
 func fail(_ message: String) -> Never { exitWithFailure(tool.name, message) }
@@ -206,7 +208,8 @@ func runPolling(_ serverText: String) -> Never {
     fail("the clock did not synchronise in \(count ?? 0) exchanges (refused/missed: \(counters.summary)); try more exchanges or check the server")
 }
 
-let positionals = options.positionals
+// A HOST argument overrides the configuration's 'server'.
+let positionals = options.positionals.isEmpty ? Array(options.strings("server").suffix(1)) : options.positionals
 if positionals.first == "now" {
     if positionals.count > 1 { usage("'now' takes no host: ntpclient now --from PATH") }
     runNow()

@@ -39,6 +39,7 @@ let tool = ToolDescription(
         .value("rate-limit", "SPEC", "Per-address limit: 'INTERVAL,BURST' (seconds between\nrequests on average, requests allowed at once) or 'off'.\nDefault 2,16. Excess requests get one RATE kiss-o'-death\nper interval; the rest are dropped."),
         .flag("no-interleaved", "Answer every request in basic mode (no RFC 9769)."),
         .value("client-table", "N", "Client entries per worker for rate limits and interleaved\nstate (fixed memory, ~64 bytes each). Default 65536."),
+        configOption,
     ],
     footer: """
     Signals: SIGUSR1 prints the counters; SIGINT or SIGTERM stop cleanly and print them.
@@ -49,13 +50,13 @@ let tool = ToolDescription(
     """)
 
 prepareToolProcess()
-let options = parseCommandLineOrExit(tool, arguments: Array(CommandLine.arguments.dropFirst()))
+let options = parseCommandLineAndConfigOrExit(tool, arguments: Array(CommandLine.arguments.dropFirst()))
 if let extra = options.positionals.first { exitWithUsageError("stratumd", "unexpected argument '\(extra)' (addresses go after --listen)") }
 
 var listen: [SocketAddress] = []
 for text in options.strings("listen").isEmpty ? ["127.0.0.1:12300"] : options.strings("listen") {
     do throws(KernelError) { listen.append(try SocketAddress(parsing: text, defaultPort: 123)) } catch {
-        exitWithUsageError("stratumd", "--listen \(text): \(error.description)")
+        exitWithUsageError("stratumd", "\(options.describe("listen")) \(text): \(error.description)")
     }
 }
 let cpuCount = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
@@ -69,7 +70,7 @@ do throws(UsageError) {
 }
 if let code = options.string("refid") {
     guard let referenceID = NTPReferenceID(code: code), !code.isEmpty else {
-        exitWithUsageError("stratumd", "--refid wants 1 to 4 printable ASCII characters (e.g. GPS), not '\(code)'")
+        exitWithUsageError("stratumd", "\(options.describe("refid")) wants 1 to 4 printable ASCII characters (e.g. GPS), not '\(code)'")
     }
     configuration.identity.referenceID = referenceID
 }
@@ -83,7 +84,7 @@ if let spec = options.string("rate-limit") {
         let parts = spec.split(separator: ",", omittingEmptySubsequences: false)
         guard parts.count == 2, let interval = Double(parts[0]), interval > 0, interval <= 86_400,
               let burst = Int64(parts[1]), burst >= 1, burst <= 1_000_000 else {
-            exitWithUsageError("stratumd", "--rate-limit wants 'INTERVAL,BURST' (e.g. 2,16: seconds > 0, burst >= 1) or 'off', not '\(spec)'")
+            exitWithUsageError("stratumd", "\(options.describe("rate-limit")) wants 'INTERVAL,BURST' (e.g. 2,16: seconds > 0, burst >= 1) or 'off', not '\(spec)'")
         }
         configuration.rateLimit = RateLimit(intervalNanoseconds: Int64(interval * 1e9), burst: burst)
     }

@@ -121,4 +121,49 @@ final class ToolMessageTests: XCTestCase {
         let result = try runChildProcess("/usr/bin/git", ["-C", root.path, "check-ignore", "-q", "ntplab-lan-stratum1.svg"])
         XCTAssertEqual(result.status, 0, "git does not ignore ntplab-lan-stratum1.svg: \(result.stderr)")
     }
+
+    // MARK: configuration files
+
+    static var repositoryRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    func writeTemporaryFile(_ text: String) throws -> String {
+        let path = NSTemporaryDirectory() + "stratum-config-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).conf"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        addTeardownBlock { unlink(path) }
+        return path
+    }
+
+    func testConfigurationErrorsNameTheFileAndLine() throws {
+        let path = try writeTemporaryFile("# stratumd\nlisten 127.0.0.1:0\nthreads many\n")
+        let bad = try runChildProcess(try executable("stratumd"), ["--config", path])
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertEqual(bad.stderr, "stratumd: \(path):3: threads wants a whole number from 1 to 256, not 'many'\n")
+        let unknown = try writeTemporaryFile("listen 127.0.0.1:0\nlisten-on 127.0.0.1:0\n")
+        let result = try runChildProcess(try executable("ntpclient"), ["--config", unknown])
+        XCTAssertEqual(result.status, 2, result.stderr)
+        XCTAssertTrue(result.stderr.hasPrefix("ntpclient: \(unknown):1: unknown option 'listen'"), result.stderr)
+        let missing = try runChildProcess(try executable("stratumd"), ["--config", "/nonexistent/stratumd.conf"])
+        XCTAssertEqual(missing.status, 1, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("/nonexistent/stratumd.conf") && missing.stderr.contains("No such file"), missing.stderr)
+    }
+
+    /// The shipped examples are accepted as they are, and the command line overrides them
+    /// (here: the port 123 they name, which needs privileges).
+    func testShippedExamplesAreAcceptedAndTheCommandLineOverridesThem() throws {
+        let serverExample = Self.repositoryRoot.appendingPathComponent("examples/stratumd.conf").path
+        let server = try runChildProcess(try executable("stratumd"),
+                                         ["--config", serverExample, "--listen", "127.0.0.1:0", "--threads", "1"], timeoutSeconds: 3)
+        XCTAssertEqual(server.status, 0, "stopped by SIGTERM after 3 s: \(server.stderr)")
+        XCTAssertTrue(server.stdout.contains("serving on 127.0.0.1:") && server.stdout.contains("refid GPS")
+                      && server.stdout.contains("with 1 worker"), server.stdout)
+        let clientExample = Self.repositoryRoot.appendingPathComponent("examples/ntpclient.conf").path
+        let silent = try UDPSocket(bindingTo: .loopbackIPv4(port: 0))
+        defer { silent.close() }
+        let client = try runChildProcess(try executable("ntpclient"),
+                                         ["--config", clientExample, "--count", "1", "--poll", "1", "\(try silent.localAddress())"])
+        XCTAssertEqual(client.status, 1, client.stderr)
+        XCTAssertTrue(client.stderr.contains("did not synchronise"), "the file was accepted and the HOST argument won: \(client.stderr)")
+    }
 }
