@@ -41,7 +41,7 @@ let package = Package(
         .testTarget(name: "FeedforwardClockTests", dependencies: ["FeedforwardClock"]),
         .testTarget(name: "ServerTests", dependencies: ["NTPServer", "NTPPacket"]),
         .testTarget(name: "ClientTests", dependencies: ["NTPClient", "NTPPacket", "FeedforwardClock", "ToolSupport"]),
-        .testTarget(name: "LabTests", dependencies: ["NTPLab", "ToolSupport"]),
+        .testTarget(name: "LabTests", dependencies: ["NTPLab", "NTPClient", "FeedforwardClock", "ToolSupport"]),
         .testTarget(name: "LoopbackTests", dependencies: ["NTPServer", "NTPClient", "NTPLab", "KernelStamps", "NTPPacket"]),
     ]
 )

@@ -77,39 +77,33 @@ public struct ExchangeReport: Sendable, Equatable {
         return words
     }
 
-    /// A value of one field, for the JSON rendering.
-    public enum Value: Sendable, Equatable {
-        case integer(Int64)
-        case number(Double)
-        case text(String)
-        case words([String])
-        case null
-    }
-
     /// The JSON line's fields in order, with units in the key names (house rule).
-    public var fields: [(key: String, value: Value)] {
-        func optional(_ value: Double?) -> Value { value.map { .number($0) } ?? .null }
+    public var fields: [JSONMember] {
         let hasEstimate = !parameters.status.contains(.noEstimate)
         return [
-            ("exchange", .integer(Int64(exchange))),
-            ("time", .text(UTCTimeText.iso8601(unixNanoseconds: localTimeUnixNanoseconds))),
-            ("timeUnixNanoseconds", .integer(localTimeUnixNanoseconds)),
-            ("outcome", .text(outcome.rawValue)),
-            ("stratum", .integer(Int64(stratum))),
-            ("rttNanoseconds", optional(rttNanoseconds)),
-            ("minimumRTTNanoseconds", hasEstimate ? .number(parameters.minimumRTTNanoseconds) : .null),
-            ("naiveOffsetNanoseconds", optional(naiveOffsetNanoseconds)),
-            ("offsetEstimateNanoseconds", hasEstimate ? .number(parameters.offsetNanoseconds) : .null),
-            ("periodPPM", .number(parameters.periodOffsetPPM)),
-            ("periodErrorPPM", .number(parameters.periodErrorPPM)),
-            ("errorEstimateNanoseconds", hasEstimate ? .number(parameters.errorEstimateNanoseconds) : .null),
-            ("maxErrorNanoseconds", hasEstimate ? .number(maxErrorNanoseconds) : .null),
-            ("systemClockOffsetNanoseconds", optional(systemClockOffsetNanoseconds)),
-            ("pollSeconds", .number(pollSeconds)),
-            ("stampCount", .integer(parameters.stampCount)),
-            ("status", .words(statusWords)),
+            JSONMember("exchange", .integer(Int64(exchange))),
+            JSONMember("time", .string(UTCTimeText.iso8601(unixNanoseconds: localTimeUnixNanoseconds))),
+            JSONMember("timeUnixNanoseconds", .integer(localTimeUnixNanoseconds)),
+            JSONMember("outcome", .string(outcome.rawValue)),
+            JSONMember("stratum", .integer(Int64(stratum))),
+            JSONMember("rttNanoseconds", .numberOrNull(rttNanoseconds)),
+            JSONMember("minimumRTTNanoseconds", .numberOrNull(hasEstimate ? parameters.minimumRTTNanoseconds : nil)),
+            JSONMember("naiveOffsetNanoseconds", .numberOrNull(naiveOffsetNanoseconds)),
+            JSONMember("offsetEstimateNanoseconds", .numberOrNull(hasEstimate ? parameters.offsetNanoseconds : nil)),
+            JSONMember("periodPPM", .number(parameters.periodOffsetPPM)),
+            JSONMember("periodErrorPPM", .number(parameters.periodErrorPPM)),
+            JSONMember("errorEstimateNanoseconds", .numberOrNull(hasEstimate ? parameters.errorEstimateNanoseconds : nil)),
+            JSONMember("maxErrorNanoseconds", .numberOrNull(hasEstimate ? maxErrorNanoseconds : nil)),
+            JSONMember("systemClockOffsetNanoseconds", .numberOrNull(systemClockOffsetNanoseconds)),
+            JSONMember("pollSeconds", .number(pollSeconds)),
+            JSONMember("stampCount", .integer(parameters.stampCount)),
+            JSONMember("status", .strings(statusWords)),
         ]
     }
+
+    /// The JSON line of this exchange: what `ntpclient --json` prints and what the lab writes
+    /// for each of its client's exchanges, byte for byte.
+    public var jsonLine: String { JSONValue.object(fields).rendered() }
 
     /// Column names (with units) and widths of the text line, after the 30-character time.
     static let textColumns: [(name: String, width: Int)] = [

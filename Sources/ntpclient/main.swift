@@ -54,19 +54,8 @@ let json = options.has("json")
 func fail(_ message: String) -> Never { exitWithFailure(tool.name, message) }
 func usage(_ message: String) -> Never { exitWithUsageError(tool.name, message) }
 
-func render(_ fields: [(key: String, value: ExchangeReport.Value)]) -> String {
-    var object = JSONObject()
-    for (key, value) in fields {
-        switch value {
-        case .integer(let number): object.add(key, number)
-        case .number(let number): object.add(key, number)
-        case .text(let text): object.add(key, text)
-        case .words(let words): object.add(key, strings: words)
-        case .null: object.addNull(key)
-        }
-    }
-    return object.text
-}
+/// One JSON line of the tool's own records (`now`, `--once`); exchanges use `ExchangeReport.jsonLine`.
+func jsonLine(_ members: [JSONMember]) -> String { JSONValue.object(members).rendered() }
 
 /// A malformed HOST[:PORT] is a usage error (2); a well-formed name that does not resolve is
 /// a runtime failure (1): the command line was right, the network or DNS said no.
@@ -106,20 +95,20 @@ func runNow() -> Never {
         unusable = now.freshness == .unusable
         if json {
             let p = now.parameters
-            printLine(render([
-                ("time", .text(UTCTimeText.iso8601(unixNanoseconds: now.unixNanoseconds))),
-                ("timeUnixNanoseconds", .integer(now.unixNanoseconds)),
-                ("maxErrorNanoseconds", .number(now.maxErrorNanoseconds)),
-                ("freshness", .text(freshnessWord(now.freshness))),
-                ("status", .words(words)),
-                ("counterNanoseconds", .integer(now.counter)),
-                ("counterOriginNanoseconds", .integer(p.counterOrigin)),
-                ("timeAtOriginNanoseconds", .integer(p.timeAtOriginNanoseconds)),
-                ("periodSecondsPerTick", .number(p.period)),
-                ("publishedMaxErrorNanoseconds", .number(p.maxErrorNanoseconds)),
-                ("lastStampCounterNanoseconds", .integer(p.lastStampCounter)),
-                ("stampCount", .integer(p.stampCount)),
-                ("retries", .integer(Int64(now.retries))),
+            printLine(jsonLine([
+                JSONMember("time", .string(UTCTimeText.iso8601(unixNanoseconds: now.unixNanoseconds))),
+                JSONMember("timeUnixNanoseconds", .integer(now.unixNanoseconds)),
+                JSONMember("maxErrorNanoseconds", .number(now.maxErrorNanoseconds)),
+                JSONMember("freshness", .string(freshnessWord(now.freshness))),
+                JSONMember("status", .strings(words)),
+                JSONMember("counterNanoseconds", .integer(now.counter)),
+                JSONMember("counterOriginNanoseconds", .integer(p.counterOrigin)),
+                JSONMember("timeAtOriginNanoseconds", .integer(p.timeAtOriginNanoseconds)),
+                JSONMember("periodSecondsPerTick", .number(p.period)),
+                JSONMember("publishedMaxErrorNanoseconds", .number(p.maxErrorNanoseconds)),
+                JSONMember("lastStampCounterNanoseconds", .integer(p.lastStampCounter)),
+                JSONMember("stampCount", .integer(p.stampCount)),
+                JSONMember("retries", .integer(Int64(now.retries))),
             ]))
         } else if now.freshness == .unusable {
             printLine("no usable time: \(now.parameters.status.contains(.noEstimate) ? "the publisher has no estimate yet" : "the parameters are over 1024 s overdue") (status \(words.joined(separator: ",")))")
@@ -156,16 +145,16 @@ func runOnce(_ serverText: String) -> Never {
     }
     let now = realtimeNanoseconds()
     if json {
-        printLine(render([
-            ("time", .text(UTCTimeText.iso8601(unixNanoseconds: now))),
-            ("server", .text("\(server)")),
-            ("offsetNanoseconds", .integer(result.offsetNanoseconds)),
-            ("delayNanoseconds", .integer(result.delayNanoseconds)),
-            ("errorBoundNanoseconds", .integer(result.errorBoundNanoseconds)),
-            ("stratum", .integer(Int64(result.stratum))),
-            ("leap", .integer(Int64(result.leap.rawValue))),
-            ("answers", .integer(Int64(result.answers))),
-            ("attempts", .integer(Int64(result.attempts))),
+        printLine(jsonLine([
+            JSONMember("time", .string(UTCTimeText.iso8601(unixNanoseconds: now))),
+            JSONMember("server", .string("\(server)")),
+            JSONMember("offsetNanoseconds", .integer(result.offsetNanoseconds)),
+            JSONMember("delayNanoseconds", .integer(result.delayNanoseconds)),
+            JSONMember("errorBoundNanoseconds", .integer(result.errorBoundNanoseconds)),
+            JSONMember("stratum", .integer(Int64(result.stratum))),
+            JSONMember("leap", .integer(Int64(result.leap.rawValue))),
+            JSONMember("answers", .integer(Int64(result.answers))),
+            JSONMember("attempts", .integer(Int64(result.attempts))),
         ]))
     } else {
         let sign = result.offsetNanoseconds >= 0 ? "+" : ""
@@ -195,7 +184,7 @@ func runPolling(_ serverText: String) -> Never {
     if !json { printLine(ExchangeReport.textHeader) }
     do {
         try runner.run(count: count, report: { report in
-            printLine(json ? render(report.fields) : report.textLine)
+            printLine(json ? report.jsonLine : report.textLine)
         }, log: { message in printError(tool.name, message) })
     } catch {
         fail("\(error)")

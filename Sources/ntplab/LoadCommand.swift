@@ -50,20 +50,20 @@ func runLoadCommand(_ arguments: [String]) -> Int32 {
         return ExitStatus.failure.rawValue
     }
     if options.has("json") {
-        var json = JSONObject()
-        json.add("target", target.description)
-        json.add("durationNanoseconds", report.durationNanoseconds)
-        json.add("sent", Int64(report.sent))
-        json.add("answered", Int64(report.answered))
-        json.add("kisses", Int64(report.kisses))
-        json.add("rejected", Int64(report.rejected))
-        json.add("offeredPerSecond", report.offeredPerSecond.rounded())
-        json.add("answeredPerSecond", report.answeredPerSecond.rounded())
-        json.add("loss", report.lossFraction)
-        json.add("serverDelayMedianNanoseconds", report.serverDelayMedianNanoseconds)
-        json.add("serverDelayP99Nanoseconds", report.serverDelayP99Nanoseconds)
-        json.add("negativeServerDelays", Int64(report.negativeServerDelays))
-        printLine(json.text)
+        printLine(JSONValue.object([
+            JSONMember("target", .string(target.description)),
+            JSONMember("durationNanoseconds", .integer(report.durationNanoseconds)),
+            JSONMember("sent", .integer(Int64(report.sent))),
+            JSONMember("answered", .integer(Int64(report.answered))),
+            JSONMember("kisses", .integer(Int64(report.kisses))),
+            JSONMember("rejected", .integer(Int64(report.rejected))),
+            JSONMember("offeredPerSecond", .number(report.offeredPerSecond.rounded())),
+            JSONMember("answeredPerSecond", .number(report.answeredPerSecond.rounded())),
+            JSONMember("loss", .number(report.lossFraction)),
+            JSONMember("serverDelayMedianNanoseconds", .integer(report.serverDelayMedianNanoseconds)),
+            JSONMember("serverDelayP99Nanoseconds", .integer(report.serverDelayP99Nanoseconds)),
+            JSONMember("negativeServerDelays", .integer(Int64(report.negativeServerDelays))),
+        ]).rendered())
     } else {
         printLine("target \(target)  duration \(format3(Double(report.durationNanoseconds) / 1e9)) s")
         printLine("offered \(Int(report.offeredPerSecond.rounded()))/s  answered \(Int(report.answeredPerSecond.rounded()))/s  "

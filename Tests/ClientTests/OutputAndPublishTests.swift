@@ -68,7 +68,7 @@ final class OutputTests: XCTestCase {
         let fields = Dictionary(uniqueKeysWithValues: r.fields.map { ($0.key, $0.value) })
         XCTAssertEqual(fields["maxErrorNanoseconds"], .null)
         XCTAssertEqual(fields["offsetEstimateNanoseconds"], .null)
-        XCTAssertEqual(fields["status"], .words(["unsync", "no-estimate", "user-tx-stamp"]))
+        XCTAssertEqual(fields["status"], .strings(["unsync", "no-estimate", "user-tx-stamp"]))
     }
 
     func testJSONFieldsCarryUnitsAndValues() {
@@ -84,8 +84,8 @@ final class OutputTests: XCTestCase {
         XCTAssertEqual(values["maxErrorNanoseconds"], .number(46_000))
         XCTAssertEqual(values["minimumRTTNanoseconds"], .number(80_000.25))
         XCTAssertEqual(values["offsetEstimateNanoseconds"], .number(-1234.25))
-        XCTAssertEqual(values["time"], .text("2026-11-21T18:43:25.271634559Z"))
-        XCTAssertEqual(values["outcome"], .text("accepted"))
+        XCTAssertEqual(values["time"], .string("2026-11-21T18:43:25.271634559Z"))
+        XCTAssertEqual(values["outcome"], .string("accepted"))
         if case .number(let ppm) = values["periodErrorPPM"] { XCTAssertEqual(ppm, 0.03, accuracy: 1e-12) } else { XCTFail() }
         if case .number(let ppm) = values["periodPPM"] { XCTAssertEqual(ppm, 2, accuracy: 1e-6) } else { XCTFail() }
     }

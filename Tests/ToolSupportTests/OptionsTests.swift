@@ -54,11 +54,15 @@ final class OptionsTests: XCTestCase {
     }
 
     func testJSONEscapingAndOrder() {
-        var object = JSONObject()
-        object.add("name", "a\"b\\c\n\u{01}")
-        object.add("rttNanoseconds", Int64(-5))
-        object.add("ratio", Double.nan)
-        object.add("ok", true)
-        XCTAssertEqual(object.text, #"{"name":"a\"b\\c\n\u0001","rttNanoseconds":-5,"ratio":null,"ok":true}"#)
+        let object = JSONValue.object([
+            JSONMember("name", .string("a\"b\\c\n\u{01}")),
+            JSONMember("rttNanoseconds", .integer(-5)),
+            JSONMember("ratio", .number(.nan)),
+            JSONMember("ok", .bool(true)),
+            JSONMember("pollSeconds", .number(16)),
+            JSONMember("words", .strings(["a", "b"])),
+            JSONMember("none", .numberOrNull(nil)),
+        ])
+        XCTAssertEqual(object.rendered(), #"{"name":"a\"b\\c\n\u0001","rttNanoseconds":-5,"ratio":null,"ok":true,"pollSeconds":16.0,"words":["a","b"],"none":null}"#)
     }
 }

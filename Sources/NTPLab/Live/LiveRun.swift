@@ -38,6 +38,9 @@ public struct LiveResult: Sendable {
     public var acceptedExchanges: Int
     /// Our client's exchanges as `ntpclient --json` prints them, one JSON line each.
     public var exchangeLines: [String]
+    /// The line `--exchanges FILE` holds for one exchange: the very bytes `ntpclient --json`
+    /// prints for it, so the lab's files and the tool's output compare with `diff`.
+    public static func exchangeLine(for report: ExchangeReport) -> String { report.jsonLine }
     /// True when the lab's threads and chronyd ran at real-time priority.
     public var realtimeScheduling: Bool
     /// True when the relays busy-polled (`LiveOptions.relayBusyPolling` with real-time scheduling).
@@ -221,28 +224,13 @@ public enum LiveRunner {
                           relayCounters: relays, serverCounters: server.counters(),
                           exchanges: client.reports.count,
                           acceptedExchanges: client.reports.filter { $0.outcome == .accepted }.count,
-                          exchangeLines: client.reports.map { jsonLine($0) },
+                          exchangeLines: client.reports.map(LiveResult.exchangeLine(for:)),
                           realtimeScheduling: realtimeScheduling,
                           relaysBusyPolled: relaysBusyPoll,
                           directPath: direct.map { ($0.asymmetry, $0.delay) },
                           relayPath: throughRelay.map { ($0.asymmetry, $0.delay) },
                           peerRelayPath: throughPeerRelay.map { ($0.asymmetry, $0.delay) })
     }
-}
-
-/// One exchange as `ntpclient --json` prints it (same keys, same order).
-func jsonLine(_ report: ExchangeReport) -> String {
-    JSONValue.object(report.fields.map { field in
-        let value: JSONValue
-        switch field.value {
-        case .integer(let number): value = .integer(number)
-        case .number(let number): value = .number(number)
-        case .text(let text): value = .string(text)
-        case .words(let words): value = .array(words.map { .string($0) })
-        case .null: value = .null
-        }
-        return JSONMember(field.key, value)
-    }).rendered()
 }
 
 /// A few exchanges before time zero, so the first measured one is not a cold start. Their

@@ -1,3 +1,4 @@
+import ToolSupport
 import FeedforwardClock
 
 /// How a simulation samples the clock it measures.
