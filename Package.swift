@@ -20,11 +20,13 @@ let package = Package(
         .target(name: "CKernelStamps"),
         // The only place that talks to the kernel.
         .target(name: "KernelStamps", dependencies: ["CKernelStamps"]),
+        // The one seeded pseudo-random generator (lab models, tests, benchmarks); maths only.
+        .target(name: "Randomness"),
         // Pure estimator and stateless reader.
         .target(name: "FeedforwardClock"),
         .target(name: "NTPServer", dependencies: ["NTPPacket", "KernelStamps"]),
         .target(name: "NTPClient", dependencies: ["NTPPacket", "KernelStamps", "FeedforwardClock", "ToolSupport"]),
-        .target(name: "NTPLab", dependencies: ["NTPPacket", "KernelStamps", "FeedforwardClock", "NTPServer", "NTPClient", "ToolSupport"]),
+        .target(name: "NTPLab", dependencies: ["NTPPacket", "Randomness", "KernelStamps", "FeedforwardClock", "NTPServer", "NTPClient", "ToolSupport"]),
         // One option parser and one output vocabulary for the three tools.
         .target(name: "ToolSupport", dependencies: ["NTPPacket", "KernelStamps"]),
         // Counts malloc calls for the allocation benchmarks (interposes malloc; ntpbench only).
@@ -33,15 +35,15 @@ let package = Package(
         .executableTarget(name: "stratumd", dependencies: ["NTPServer", "ToolSupport"]),
         .executableTarget(name: "ntpclient", dependencies: ["NTPClient", "ToolSupport"]),
         .executableTarget(name: "ntplab", dependencies: ["NTPLab", "ToolSupport"]),
-        .executableTarget(name: "ntpbench", dependencies: ["NTPPacket", "NTPServer", "NTPClient", "FeedforwardClock", "CMallocCounter", "ToolSupport"]),
+        .executableTarget(name: "ntpbench", dependencies: ["NTPPacket", "Randomness", "NTPServer", "NTPClient", "FeedforwardClock", "CMallocCounter", "ToolSupport"]),
 
-        .testTarget(name: "PacketTests", dependencies: ["NTPPacket"]),
+        .testTarget(name: "PacketTests", dependencies: ["NTPPacket", "Randomness"]),
         .testTarget(name: "ToolSupportTests", dependencies: ["ToolSupport"]),
         .testTarget(name: "KernelStampsTests", dependencies: ["KernelStamps"]),
-        .testTarget(name: "FeedforwardClockTests", dependencies: ["FeedforwardClock"]),
+        .testTarget(name: "FeedforwardClockTests", dependencies: ["FeedforwardClock", "Randomness"]),
         .testTarget(name: "ServerTests", dependencies: ["NTPServer", "NTPPacket"]),
         .testTarget(name: "ClientTests", dependencies: ["NTPClient", "NTPPacket", "FeedforwardClock", "ToolSupport"]),
-        .testTarget(name: "LabTests", dependencies: ["NTPLab", "NTPClient", "FeedforwardClock", "ToolSupport"]),
+        .testTarget(name: "LabTests", dependencies: ["NTPLab", "Randomness", "NTPClient", "FeedforwardClock", "ToolSupport"]),
         .testTarget(name: "LoopbackTests", dependencies: ["NTPServer", "NTPClient", "NTPLab", "KernelStamps", "NTPPacket"]),
     ]
 )

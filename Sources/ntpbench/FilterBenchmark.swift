@@ -2,6 +2,7 @@
 // through `process`) at poll 16 s with the 7-day history full (feedforward-spec §3).
 import CMallocCounter
 import FeedforwardClock
+import Randomness
 import ToolSupport
 #if canImport(Glibc)
 import Glibc
@@ -82,9 +83,9 @@ func runFilterBenchmark(_ arguments: [String]) -> Int32 {
 }
 
 /// A server at true time, a client counter 37 PPM fast, 40 µs minimum RTT with exponential
-/// queueing (mean 8 µs each way): a quiet LAN path. SplitMix64 so every run is the same.
+/// queueing (mean 8 µs each way): a quiet LAN path. A fixed seed, so every run is the same.
 private struct SyntheticPath {
-    var state: UInt64 = 0x5EED_F11E
+    var random = SeededRandom(seed: 0x5EED_F11E)
     var trueTime: Int64 = 1_795_286_605_000_000_000
     let counterAnchor: Int64 = 3_600_000_000_000
     let trueAnchor: Int64 = 1_795_286_605_000_000_000
@@ -93,22 +94,13 @@ private struct SyntheticPath {
 
     init(pollSeconds: Double) { pollNanoseconds = Int64(pollSeconds * 1e9) }
 
-    mutating func random() -> Double {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return (Double(z >> 11) + 1) / 9_007_199_254_740_992
-    }
-
     func counter(_ time: Int64) -> Int64 { counterAnchor + Int64(Double(time - trueAnchor) * rate) }
 
     mutating func next() -> Stamp {
         let sent = trueTime
-        let receive = sent + 20_000 + Int64(-8_000 * log(random()))
+        let receive = sent + 20_000 + Int64(random.exponential(mean: 8_000))
         let transmit = receive + 5_000
-        let back = transmit + 20_000 + Int64(-8_000 * log(random()))
+        let back = transmit + 20_000 + Int64(random.exponential(mean: 8_000))
         trueTime += pollNanoseconds
         return Stamp(ta: counter(sent), tb: receive, te: transmit, tf: counter(back),
                      stratum: 1, referenceID: 0x4750_5300, leap: 0,

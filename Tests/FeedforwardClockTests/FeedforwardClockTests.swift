@@ -282,11 +282,17 @@ final class FeedforwardClockTests: XCTestCase {
         path.downJitterMeanNanoseconds = 10_000
         var s = Scenario(path: path, burst: false)
         s.run(50)
+        // The fast exchange: 15 µs less each way and no queueing, so whatever the generator
+        // draws, its RTT is below every other exchange's minimum (50 µs).
         s.path.upMinimumNanoseconds -= 15_000
         s.path.downMinimumNanoseconds -= 15_000
+        s.path.upJitterMeanNanoseconds = 0
+        s.path.downJitterMeanNanoseconds = 0
         s.step()
         s.path.upMinimumNanoseconds += 15_000
         s.path.downMinimumNanoseconds += 15_000
+        s.path.upJitterMeanNanoseconds = 10_000
+        s.path.downJitterMeanNanoseconds = 10_000
         s.run(38_000 - 51)
         assertHonest(s)
         XCTAssertLessThan(s.worstError(from: 480), 20_000)

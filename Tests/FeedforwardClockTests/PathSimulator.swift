@@ -1,19 +1,5 @@
 import FeedforwardClock
-
-/// SplitMix64: a fixed-seed PRNG so every scenario is reproducible.
-struct TestRandom {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in (0, 1].
-    mutating func uniform() -> Double { (Double(next() >> 11) + 1) / 9_007_199_254_740_992 }
-    mutating func exponential(mean: Double) -> Double { mean > 0 ? -mean * log(uniform()) : 0 }
-}
+import Randomness
 
 #if canImport(Glibc)
 import Glibc
@@ -22,7 +8,7 @@ import Glibc
 /// Known truth: a client counter running at `rate` ticks per true ns, a server serving
 /// true time plus `serverOffsetNanoseconds`, minimum one-way delays and exponential queueing.
 struct PathSimulator {
-    var random = TestRandom(state: 0x5EED_F00D)
+    var random = SeededRandom(seed: 0x5EED_F00D)
     /// True Unix time now, ns.
     var now: Int64 = 1_700_000_000_000_000_000
     var counterAnchor: Int64 = 987_654_321_000
@@ -40,7 +26,7 @@ struct PathSimulator {
 
     init(rate: Double = 1, seed: UInt64 = 0x5EED_F00D) {
         self.rate = rate
-        random = TestRandom(state: seed)
+        random = SeededRandom(seed: seed)
     }
 
     func counter(at trueTime: Int64) -> Int64 {

@@ -2,12 +2,13 @@ import XCTest
 import KernelStamps
 import NTPPacket
 @testable import NTPLab
+import Randomness
 
 /// The relay's pure parts, without sockets.
 final class RelayPureTests: XCTestCase {
     func testDelayQueueReleasesInDueOrderAndArrivalOrderOnTies() {
         var queue = DelayQueue(capacity: 64, bufferSize: 16)
-        var random = LabRandom(seed: 5)
+        var random = SeededRandom(seed: 5)
         var expected: [(Int64, UInt8)] = []
         for k in 0..<64 {
             let due = random.integer(0, 20)  // many ties

@@ -77,16 +77,3 @@ func extensionField(type: UInt16, declaredLength: Int, bodyLength: Int) -> [UInt
     [UInt8(type >> 8), UInt8(type & 0xFF), UInt8(declaredLength >> 8 & 0xFF), UInt8(declaredLength & 0xFF)]
         + [UInt8](repeating: 0x5A, count: bodyLength)
 }
-
-/// xorshift64*: a fixed-seed generator written here so runs repeat exactly.
-struct XorShift64Star {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed == 0 ? 0x9E37_79B9_7F4A_7C15 : seed }
-    mutating func next() -> UInt64 {
-        state ^= state >> 12
-        state ^= state << 25
-        state ^= state >> 27
-        return state &* 0x2545_F491_4F6C_DD1D
-    }
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-}

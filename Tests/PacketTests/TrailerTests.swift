@@ -1,5 +1,6 @@
 import XCTest
 @testable import NTPPacket
+import Randomness
 
 /// Extension fields (RFC 7822) and the legacy MAC (RFC 5905 §7.3, RFC 8573), told apart per RFC 7822 §7.
 final class TrailerTests: XCTestCase {
@@ -204,7 +205,7 @@ final class TrailerTests: XCTestCase {
     }
 
     func testHeaderFieldsSurviveEncodeAndDecode() throws {
-        var random = XorShift64Star(seed: 48)
+        var random = SeededRandom(seed: 48)
         for _ in 0..<10_000 {
             let header = NTPHeader(
                 leapIndicator: NTPLeapIndicator(rawValue: UInt8(random.below(4)))!, version: UInt8(random.below(8)),

@@ -1,4 +1,5 @@
 import NTPClient
+import Randomness
 
 /// A scenario turned into what a live run does on loopback (lab-scenarios.md, "live").
 ///
@@ -93,7 +94,7 @@ public struct LivePlan: Sendable, Equatable {
         if let erratic = oscillator.erratic, !erratic.rateErrors.isEmpty {
             // Switches at random instants; the dwell is the scenario's, but at most a sixth of
             // the run so that a short run still sees several switches.
-            var random = LabRandom(seed: self.seed, stream: LabStream.oscillator)
+            var random = SeededRandom(seed: self.seed, stream: LabStream.oscillator)
             let meanDwell = Double(min(erratic.meanDwellNanoseconds, max(Span.second, durationNanoseconds / 6)))
             var t: Int64 = 0
             var index = Int(random.integer(0, Int64(erratic.rateErrors.count - 1)))

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import NTPPacket
 import KernelStamps
+import Randomness
 
 /// How `runLoad` drives a server.
 public struct LoadConfiguration: Sendable {
@@ -123,14 +124,7 @@ public func runLoad(_ configuration: LoadConfiguration) throws(LabError) -> Load
     let receiveBatch = ReceiveBatch(capacity: 64, bufferSize: 256)
     var histogram = DelayHistogram()
     var report = LoadReport()
-    var random = UInt64(truncatingIfNeeded: monotonicRawNanoseconds()) | 1
-    @inline(__always) func nextRandom() -> UInt64 {
-        random &+= 0x9E37_79B9_7F4A_7C15
-        var z = random
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var random = SeededRandom(seed: UInt64(truncatingIfNeeded: monotonicRawNanoseconds()))
     let target = configuration.target
     let start = monotonicRawNanoseconds()
     let end = start &+ configuration.durationNanoseconds
@@ -190,7 +184,7 @@ public func runLoad(_ configuration: LoadConfiguration) throws(LabError) -> Load
                 let slot = ring.sequence & UInt64(OutstandingRing.size - 1)
                 ring.sequence &+= 1
                 if ring.values[Int(slot)] != 0 { outstanding -= 1 } // overwritten: lost
-                var transmit = (nextRandom() & ~UInt64(OutstandingRing.size - 1)) | slot
+                var transmit = (random.next() & ~UInt64(OutstandingRing.size - 1)) | slot
                 if transmit == 0 { transmit = 1 << 32 }
                 ring.values[Int(slot)] = transmit
                 let raw = buffer.baseAddress!

@@ -1,3 +1,5 @@
+import Randomness
+
 /// Bursty queueing: a two-state (on/off) process with exponential dwell times; while on,
 /// each packet waits an extra heavy-tailed (Lomax) time. Models cross traffic arriving in
 /// bursts, the "load, noise" of seed 001's loaded guests.
@@ -100,11 +102,11 @@ public struct NetworkParameters: Sendable, Equatable {
 /// One direction's delay process. A forward cursor in time (the burst state advances).
 struct PathModel: Sendable {
     let parameters: PathParameters
-    var random: LabRandom
+    var random: SeededRandom
     private var burstOn = false
     private var nextBurstSwitchNanoseconds: Int64 = .max
 
-    init(parameters: PathParameters, random: LabRandom) {
+    init(parameters: PathParameters, random: SeededRandom) {
         self.parameters = parameters
         self.random = random
         if let burst = parameters.burst {
@@ -145,8 +147,8 @@ public struct NetworkModel: Sendable {
 
     public init(parameters: NetworkParameters, seed: UInt64) {
         self.parameters = parameters
-        forwardPath = PathModel(parameters: parameters.forward, random: LabRandom(seed: seed, stream: LabStream.forwardPath))
-        backwardPath = PathModel(parameters: parameters.backward, random: LabRandom(seed: seed, stream: LabStream.backwardPath))
+        forwardPath = PathModel(parameters: parameters.forward, random: SeededRandom(seed: seed, stream: LabStream.forwardPath))
+        backwardPath = PathModel(parameters: parameters.backward, random: SeededRandom(seed: seed, stream: LabStream.backwardPath))
     }
 
     /// One-way delay of a request sent at true time t, or nil if it is lost.

@@ -1,4 +1,5 @@
 import Glibc
+import Randomness
 
 /// Nanoseconds in common spans, so scenario numbers read as they are stated.
 public enum Span {
@@ -92,7 +93,7 @@ public struct OscillatorParameters: Sendable, Equatable {
 /// simulator only moves forward), which keeps memory constant over any duration.
 public struct OscillatorModel: Sendable {
     public let parameters: OscillatorParameters
-    private var random: LabRandom
+    private var random: SeededRandom
 
     private var segmentStartNanoseconds: Int64 = 0
     private var segmentEndNanoseconds: Int64 = 0
@@ -109,7 +110,7 @@ public struct OscillatorModel: Sendable {
 
     public init(parameters: OscillatorParameters, seed: UInt64) {
         self.parameters = parameters
-        self.random = LabRandom(seed: seed, stream: LabStream.oscillator)
+        self.random = SeededRandom(seed: seed, stream: LabStream.oscillator)
         self.segmentStartCounter = parameters.initialCounterNanoseconds
         self.baseRateError = parameters.rateErrorPPM * 1e-6
         self.migrationPending = parameters.migration != nil

@@ -1,3 +1,5 @@
+import Randomness
+
 /// A step of the server's time (seed 004: after a disturbance a client must "throw the
 /// book out"); steps add up and stay.
 public struct ServerStep: Sendable, Equatable {
@@ -51,11 +53,11 @@ public struct ServerParameters: Sendable, Equatable {
 /// The server: its time relative to truth, its header, its processing time.
 public struct ServerModel: Sendable {
     public let parameters: ServerParameters
-    private var random: LabRandom
+    private var random: SeededRandom
 
     public init(parameters: ServerParameters, seed: UInt64) {
         self.parameters = parameters
-        self.random = LabRandom(seed: seed, stream: LabStream.server)
+        self.random = SeededRandom(seed: seed, stream: LabStream.server)
     }
 
     /// Time between the server's receive and transmit stamps (t3 − t2).

@@ -1,17 +1,21 @@
-import Glibc
+#if canImport(Glibc)
+import Glibc  // maths only: log, exp, pow, sin, cos
+#endif
 
-/// The lab's own pseudo-random source: xoshiro256** seeded through SplitMix64.
+/// The one seeded pseudo-random generator of the repository: xoshiro256** seeded through
+/// SplitMix64. The lab's models, the tests and the benchmarks draw from it.
 ///
-/// Why our own: a scenario must give the same exchanges for the same seed on every
-/// machine and toolchain, which `SystemRandomNumberGenerator` cannot promise. Each model
-/// draws from its own *stream* (seed mixed with a stream number) so that changing one
-/// model's parameters does not reshuffle the others' draws.
+/// Why our own: a scenario, a test or a benchmark must see the same draws for the same seed
+/// on every machine and toolchain, which `SystemRandomNumberGenerator` cannot promise (and
+/// the standard library's seeded generators do not exist). Each lab model draws from its own
+/// *stream* (seed mixed with a stream number) so that changing one model's parameters does
+/// not reshuffle the others' draws. Cheap and allocation-free, so a hot loop may use it too.
 /// Reference: Blackman & Vigna, "Scrambled linear pseudorandom number generators" (2018).
-public struct LabRandom: RandomNumberGenerator, Sendable {
-    private var s0: UInt64
-    private var s1: UInt64
-    private var s2: UInt64
-    private var s3: UInt64
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    @usableFromInline var s0: UInt64
+    @usableFromInline var s1: UInt64
+    @usableFromInline var s2: UInt64
+    @usableFromInline var s3: UInt64
     /// Box–Muller yields normals in pairs; the second one is kept for the next call.
     private var spareNormal: Double?
 
@@ -30,7 +34,7 @@ public struct LabRandom: RandomNumberGenerator, Sendable {
         spareNormal = nil
     }
 
-    public mutating func next() -> UInt64 {
+    @inlinable public mutating func next() -> UInt64 {
         let result = rotl(s1 &* 5, 7) &* 9
         let t = s1 << 17
         s2 ^= s0
@@ -42,17 +46,17 @@ public struct LabRandom: RandomNumberGenerator, Sendable {
         return result
     }
 
-    @inline(__always) private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 {
+    @inlinable @inline(__always) func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 {
         (x << k) | (x >> (64 - k))
     }
 
     /// Uniform in [0, 1), 53 random bits.
-    public mutating func uniform() -> Double {
+    @inlinable public mutating func uniform() -> Double {
         Double(next() >> 11) * 0x1.0p-53
     }
 
     /// Uniform in (0, 1]: safe to take the logarithm of.
-    public mutating func uniformPositive() -> Double {
+    @inlinable public mutating func uniformPositive() -> Double {
         (Double(next() >> 11) + 1) * 0x1.0p-53
     }
 
@@ -99,19 +103,17 @@ public struct LabRandom: RandomNumberGenerator, Sendable {
         exp(mu + sigma * normal())
     }
 
+    /// Uniform in 0..<bound (bound > 0): an index or a small count.
+    public mutating func below(_ bound: Int) -> Int {
+        precondition(bound > 0, "below(_:) needs a positive bound")
+        return Int(integer(0, Int64(bound) - 1))
+    }
+
     /// Uniform integer in [lower, upper] (inclusive), for nanosecond quantities.
-    public mutating func integer(_ lower: Int64, _ upper: Int64) -> Int64 {
+    @inlinable public mutating func integer(_ lower: Int64, _ upper: Int64) -> Int64 {
         guard upper > lower else { return lower }
         let span = UInt64(upper - lower) &+ 1
         if span == 0 { return Int64(bitPattern: next()) }  // the full 64-bit range
         return lower + Int64(next() % span)  // bias < span/2^64: negligible here
     }
-}
-
-/// Stream numbers: one per model, so each model's draws are independent of the others.
-enum LabStream {
-    static let oscillator: UInt64 = 1
-    static let forwardPath: UInt64 = 2
-    static let backwardPath: UInt64 = 3
-    static let server: UInt64 = 4
 }
