@@ -59,6 +59,23 @@ for text in options.strings("listen").isEmpty ? ["127.0.0.1:12300"] : options.st
         exitWithUsageError("stratumd", "\(options.describe("listen")) \(text): \(error.description)")
     }
 }
+// Every worker socket sets SO_REUSEPORT, so a second stratumd of the same user would join
+// this address's group and silently take a share of the clients. A plain bind (no
+// SO_REUSEPORT, no SO_REUSEADDR) first fails if any other socket holds the address, whether
+// another stratumd, chronyd or ntpd; our own workers bind after it and still share the port.
+for address in listen where address.port != 0 {
+    var probeOptions = UDPSocket.Options()
+    probeOptions.receiveTimestamps = false
+    do throws(KernelError) {
+        try UDPSocket(bindingTo: address, options: probeOptions).close()
+    } catch {
+        if error.code == EADDRINUSE {
+            exitWithFailure("stratumd", "address in use: another server is listening on \(address); stop it, or give another --listen address")
+        }
+        // Anything else (EACCES for port 123 without privileges) is reported by the real bind.
+    }
+}
+
 let cpuCount = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 var configuration = ServerConfiguration(listenAddresses: listen)
 do throws(UsageError) {
