@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // stratumd, ntpclient and ntplab: an NTPv4 server, a feedforward-clock client and a lab.
-// No package dependencies: Glibc and the toolchain only (see ../shared/DESIGN.md).
+// No package dependencies: Glibc and the toolchain only. docs/architecture.md describes the modules.
 import PackageDescription
 
 let package = Package(

@@ -1,15 +1,14 @@
 #!/usr/bin/env python3
 """Seed corpora for the fuzz harnesses (scripts/fuzz), from packets real NTP
-implementations sent: ../shared/vectors/real-implementations.json (hex; the same packets
-as the pcapng captures beside it), or Fuzz/seeds.hex (a committed copy) when the shared
-folder is not next to the repository. Plus a few hand-made hostile shapes.
+implementations sent: testdata/vectors/real-implementations.json (hex; the same packets
+as the pcapng captures in testdata/vectors/pcap). Plus a few hand-made hostile shapes.
 
 Usage: Fuzz/make-seeds.py OUTDIR   -> OUTDIR/{codec,server,client}/seed-*
 """
 import hashlib, json, os, struct, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.path.join(HERE, "..", "..", "shared", "vectors")
+VECTORS = os.path.join(HERE, "..", "testdata", "vectors", "real-implementations.json")
 # The client harness's outstanding request carries this transmit timestamp (ClientFuzz.swift):
 # server responses are rewritten to echo it, so seeds start past the origin check.
 CLIENT_TRANSMIT = bytes.fromhex("f2f0575db12a642b")
@@ -17,16 +16,7 @@ CLIENT_TRANSMIT = bytes.fromhex("f2f0575db12a642b")
 
 def real_packets():
     """(direction, bytes) of every captured packet."""
-    packets = []
-    vectors = os.path.join(SHARED, "real-implementations.json")
-    if os.path.exists(vectors):
-        for item in json.load(open(vectors)):
-            packets.append((item["direction"], bytes.fromhex(item["hex"])))
-    else:
-        for line in open(os.path.join(HERE, "seeds.hex")):
-            direction, hexdata = line.split()
-            packets.append((direction, bytes.fromhex(hexdata)))
-    return packets
+    return [(item["direction"], bytes.fromhex(item["hex"])) for item in json.load(open(VECTORS))]
 
 
 def hostile_shapes(base):

@@ -1,5 +1,5 @@
 // `ntpbench codec`: time and count heap allocations of NTPPacket's decode and encode over
-// the 72 real packets of shared/vectors (chrony, ntpsec, ntpdig; MACs, NTS fields, kiss codes).
+// the 72 real packets of testdata/vectors (chrony, ntpsec, ntpdig; MACs, NTS fields, kiss codes).
 import CMallocCounter
 import NTPPacket
 import ToolSupport
@@ -8,15 +8,15 @@ import Glibc
 #endif
 
 func runCodecBenchmark(_ arguments: [String]) -> Int32 {
-    let options = parseBenchmarkOptions("codec", summary: "NTPPacket decode and encode over the 72 real packets of shared/vectors:\nns per operation and heap allocations per operation.", options: [
+    let options = parseBenchmarkOptions("codec", summary: "NTPPacket decode and encode over the 72 real packets of testdata/vectors:\nns per operation and heap allocations per operation.", options: [
         .value("operations", "N", "Operations per measurement (default 10000000)."),
-        .value("vectors", "PATH", "real-implementations.json (default: found next to the source tree)."),
+        .value("vectors", "PATH", "The vectors file (default: testdata/vectors/real-implementations.json\nof the source tree ntpbench was built from, else of the working directory)."),
     ], arguments)
     let operations = optionOrExit("codec") { () throws(UsageError) in try options.integer("operations", default: 10_000_000, in: 1...Int(Int32.max)) }
     let vectorsPath = options.string("vectors")
 
     guard let (path, text) = readVectorsFile(explicitPath: vectorsPath) else {
-        printError("ntpbench codec: cannot read real-implementations.json; pass --vectors PATH (it lives in shared/vectors)")
+        printError("ntpbench codec: cannot read \(vectorsPath ?? "testdata/vectors/real-implementations.json"); pass --vectors PATH (the file is testdata/vectors/real-implementations.json in the repository)")
         return 1
     }
     let packets = hexFields(in: text).map(decodeHex)
@@ -151,16 +151,13 @@ private func measure(_ operations: Int, packetCount: Int, _ body: (Int, inout UI
     return Measurement(nanoseconds: end - start, allocations: allocationsAfter - allocationsBefore, sink: sink)
 }
 
-/// Proves the counter sees allocations (so a "0" below is real): allocates through Swift's
-/// runtime, exactly as a careless hot path would. Returns how many it counted, nil if none.
-/// Reads the vectors file: the explicit path, or shared/vectors found relative to the working
-/// directory or to this source file.
+/// Reads the vectors file: the explicit path, or the repository's testdata/vectors found from
+/// this source file (where ntpbench was built) or from the working directory.
 private func readVectorsFile(explicitPath: String?) -> (String, String)? {
     let sourceDirectory = String(#filePath.prefix(upTo: #filePath.lastIndex(of: "/") ?? #filePath.endIndex))
     let candidates = explicitPath.map { [$0] } ?? [
-        "../shared/vectors/real-implementations.json",
-        "shared/vectors/real-implementations.json",
-        sourceDirectory + "/../../../shared/vectors/real-implementations.json",
+        sourceDirectory + "/../../testdata/vectors/real-implementations.json",
+        "testdata/vectors/real-implementations.json",
     ]
     for path in candidates {
         guard let file = fopen(path, "rb") else { continue }

@@ -3,7 +3,8 @@ import XCTest
 @testable import NTPPacket
 
 /// Every packet captured from chrony 4.3, ntpsec 1.2.2 and ntpdig decodes to what Wireshark
-/// decoded and re-encodes to the identical bytes (shared/vectors/real-implementations.json).
+/// decoded and re-encodes to the identical bytes (testdata/vectors/real-implementations.json,
+/// whose packets are the UDP payloads of the captures in testdata/vectors/pcap).
 final class VectorTests: XCTestCase {
     struct Vector {
         var index: Int
@@ -13,13 +14,17 @@ final class VectorTests: XCTestCase {
         var wireshark: [String: String]
     }
 
-    static let vectorsURL = URL(fileURLWithPath: #filePath)
+    /// The repository's testdata/vectors, found from this file: part of every checkout.
+    static let vectorsDirectory = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared/vectors/real-implementations.json")
+        .appendingPathComponent("testdata/vectors")
+    static let vectorsURL = vectorsDirectory.appendingPathComponent("real-implementations.json")
 
     func loadVectors() throws -> [Vector] {
         guard FileManager.default.fileExists(atPath: Self.vectorsURL.path) else {
-            throw XCTSkip("SKIPPED: vector file not found at \(Self.vectorsURL.path); the 72 real-implementation vectors were NOT checked")
+            // Not a skip: the file is committed, so a missing one is a broken checkout.
+            XCTFail("vector file not found at \(Self.vectorsURL.path); restore testdata/vectors from git")
+            return []
         }
         let data = try Data(contentsOf: Self.vectorsURL)
         let list = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [[String: Any]])
@@ -123,5 +128,63 @@ final class VectorTests: XCTestCase {
         XCTAssertEqual(sawCMAC, 6)
         XCTAssertEqual(sawSHA1, 6)
         XCTAssertEqual(sawV3, 6)
+    }
+
+    /// The JSON file and the captures hold the same packets: every UDP payload of every
+    /// pcapng capture is one of the JSON's packets, and together they are all of them.
+    func testCapturesHoldExactlyTheVectorPackets() throws {
+        let vectors = try loadVectors()
+        XCTAssertEqual(vectors.count, 72)
+        let directory = Self.vectorsDirectory.appendingPathComponent("pcap")
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".pcap") }.sorted()
+        XCTAssertEqual(names.count, 9, "captures in \(directory.path)")
+        var payloads: [[UInt8]] = []
+        for name in names {
+            let data = try Data(contentsOf: directory.appendingPathComponent(name))
+            let found = try udpPayloads(pcapng: [UInt8](data), name: name)
+            XCTAssertFalse(found.isEmpty, "\(name) holds no UDP packets")
+            for payload in found {
+                guard case .success = parse(payload) else { XCTFail("\(name): a captured packet does not parse"); continue }
+            }
+            payloads += found
+        }
+        func ordered(_ list: [[UInt8]]) -> [String] { list.map { hexString($0) }.sorted() }
+        XCTAssertEqual(ordered(payloads), ordered(vectors.map(\.packet)))
+    }
+
+    /// UDP payloads of the Ethernet frames in a pcapng file (little-endian sections only, as
+    /// these captures are): Enhanced Packet Blocks (type 6) → Ethernet → IPv4/IPv6 → UDP.
+    func udpPayloads(pcapng bytes: [UInt8], name: String) throws -> [[UInt8]] {
+        func u16le(_ i: Int) -> Int { Int(bytes[i]) | Int(bytes[i + 1]) << 8 }
+        func u32le(_ i: Int) -> Int { u16le(i) | u16le(i + 2) << 16 }
+        guard bytes.count >= 12, u32le(0) == 0x0A0D_0D0A, u32le(8) == 0x1A2B_3C4D else {
+            XCTFail("\(name) is not a little-endian pcapng file"); return []
+        }
+        var payloads: [[UInt8]] = []
+        var block = 0
+        while block + 12 <= bytes.count {
+            let type = u32le(block), length = u32le(block + 4)
+            guard length >= 12, block + length <= bytes.count else { XCTFail("\(name): block at \(block) overruns"); break }
+            if type == 6 {
+                let captured = u32le(block + 20)
+                let frame = Array(bytes[(block + 28)..<(block + 28 + captured)])
+                let etherType = Int(frame[12]) << 8 | Int(frame[13])
+                var udp: Int
+                switch etherType {
+                case 0x0800:
+                    XCTAssertEqual(frame[14 + 9], 17, "\(name): not UDP")
+                    udp = 14 + Int(frame[14] & 0x0F) * 4
+                case 0x86DD:
+                    XCTAssertEqual(frame[14 + 6], 17, "\(name): not UDP")
+                    udp = 14 + 40
+                default:
+                    XCTFail("\(name): EtherType \(etherType)"); continue
+                }
+                let udpLength = Int(frame[udp + 4]) << 8 | Int(frame[udp + 5])
+                payloads.append(Array(frame[(udp + 8)..<(udp + udpLength)]))
+            }
+            block += length
+        }
+        return payloads
     }
 }

@@ -10,13 +10,16 @@ struct Vector {
     let bytes: [UInt8]
 }
 
+/// The packets real implementations sent (testdata/vectors/real-implementations.json, found
+/// from this file: part of every checkout, so a missing file fails rather than skips).
 func loadVectors(file: StaticString = #filePath) throws -> [Vector] {
-    // Tests/ServerTests/ → repo root → ../shared/vectors
+    // Tests/ServerTests/ServerTestSupport.swift → repository root → testdata/vectors
     var url = URL(fileURLWithPath: "\(file)")
     for _ in 0..<3 { url.deleteLastPathComponent() }
-    let path = url.deletingLastPathComponent().appendingPathComponent("shared/vectors/real-implementations.json").path
+    let path = url.appendingPathComponent("testdata/vectors/real-implementations.json").path
     guard let data = FileManager.default.contents(atPath: path) else {
-        throw XCTSkip("skipped: vectors not found at \(path)")
+        XCTFail("vector file not found at \(path); restore testdata/vectors from git")
+        return []
     }
     let list = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [[String: Any]])
     return try list.map { entry in
