@@ -12,6 +12,7 @@
 #include <linux/net_tstamp.h>
 #include <linux/errqueue.h>
 #include <netinet/in.h>
+#include <linux/filter.h>
 
 // The shim's copies must match the system's definitions.
 _Static_assert(sizeof(struct mmsghdr) == sizeof(ck_mmsghdr), "mmsghdr layout");
@@ -29,6 +30,14 @@ _Static_assert(SO_EE_ORIGIN_TIMESTAMPING == CK_SO_EE_ORIGIN_TIMESTAMPING, "origi
 _Static_assert(SCM_TSTAMP_SND == CK_SCM_TSTAMP_SND, "tstamp type");
 _Static_assert(sizeof(struct sock_extended_err) == sizeof(ck_sock_extended_err), "sock_extended_err");
 _Static_assert(offsetof(struct sock_extended_err, ee_data) == offsetof(ck_sock_extended_err, ee_data), "ee_data");
+_Static_assert(SO_ATTACH_REUSEPORT_CBPF == CK_SO_ATTACH_REUSEPORT_CBPF, "SO_ATTACH_REUSEPORT_CBPF");
+_Static_assert((BPF_LD | BPF_W | BPF_ABS) == CK_BPF_LD_W_ABS, "BPF opcode");
+_Static_assert((BPF_ALU | BPF_MUL | BPF_K) == CK_BPF_ALU_MUL_K, "BPF opcode");
+_Static_assert((BPF_ALU | BPF_RSH | BPF_K) == CK_BPF_ALU_RSH_K, "BPF opcode");
+_Static_assert((BPF_ALU | BPF_MOD | BPF_K) == CK_BPF_ALU_MOD_K, "BPF opcode");
+_Static_assert((BPF_RET | BPF_A) == CK_BPF_RET_A, "BPF opcode");
+_Static_assert(SKF_NET_OFF == CK_SKF_NET_OFF, "SKF_NET_OFF");
+_Static_assert(sizeof(struct sock_filter) == 8, "sock_filter");
 _Static_assert(IP_RECVERR == CK_IP_RECVERR && IPV6_RECVERR == CK_IPV6_RECVERR, "recverr");
 _Static_assert(SOL_IP == CK_SOL_IP && SOL_IPV6 == CK_SOL_IPV6, "levels");
 _Static_assert(MSG_ERRQUEUE == CK_MSG_ERRQUEUE, "MSG_ERRQUEUE");

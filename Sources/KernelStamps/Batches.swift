@@ -132,14 +132,25 @@ public final class ReceiveBatch: @unchecked Sendable {
 }
 
 /// Buffers for one sendmmsg(2) call, allocated once. Fill slots with `nextBuffer()` and
-/// `commit(length:to:)`, then `send(on:)` sends them all and empties the batch.
+/// `commit(length:to:requestingTransmitTimestamp:)`, then `send(on:)` sends them all and
+/// empties the batch.
 public final class SendBatch: @unchecked Sendable {
     public struct Result: Sendable, Equatable {
         /// Datagrams the kernel accepted (slots 0..<sent); the rest were dropped (EAGAIN).
         public let sent: Int
-        /// OPT_ID key of slot 0; slot i carries `firstTransmitID &+ i` (valid when the
-        /// socket has TX stamps enabled).
+        /// OPT_ID key of the first stamped datagram sent. The stamped datagrams among the
+        /// sent slots carry `firstTransmitID`, `firstTransmitID &+ 1`, … in slot order: every
+        /// slot on a socket that stamps every datagram, only the slots committed with
+        /// `requestingTransmitTimestamp` on a socket with stamps on request.
         public let firstTransmitID: UInt32
+        /// How many sent datagrams will have a TX stamp (and so took a key).
+        public let stampedCount: Int
+
+        public init(sent: Int, firstTransmitID: UInt32, stampedCount: Int) {
+            self.sent = sent
+            self.firstTransmitID = firstTransmitID
+            self.stampedCount = stampedCount
+        }
     }
 
     public let capacity: Int
@@ -151,15 +162,28 @@ public final class SendBatch: @unchecked Sendable {
     private var addresses: UnsafeMutablePointer<sockaddr_storage> { vector.addresses }
     private var iovecs: UnsafeMutablePointer<iovec> { vector.iovecs }
     private var headers: UnsafeMutablePointer<ck_mmsghdr> { vector.headers }
+    /// Per slot: a ready SO_TIMESTAMPING control message asking for a software TX stamp,
+    /// attached to the slot's header only when the slot asks for a stamp.
+    private let stampRequests: UnsafeMutableRawPointer
+    private let stampRequested: UnsafeMutablePointer<Bool>
 
     public init(capacity: Int = 64, bufferSize: Int = 2048) {
         precondition(capacity > 0 && capacity <= 1024 && bufferSize > 0, "SendBatch: capacity 1...1024, bufferSize > 0")
         self.capacity = capacity
         self.bufferSize = bufferSize
         vector = MessageVector(capacity: capacity, bufferSize: bufferSize, iovecLength: { _ in 0 })
+        stampRequests = .allocate(byteCount: capacity * transmitStampRequestBytes, alignment: 16)
+        stampRequests.initializeMemory(as: UInt8.self, repeating: 0, count: capacity * transmitStampRequestBytes)
+        for i in 0..<capacity { writeTransmitStampRequest(at: stampRequests + i * transmitStampRequestBytes) }
+        stampRequested = .allocate(capacity: capacity)
+        stampRequested.initialize(repeating: false, count: capacity)
     }
 
-    deinit { vector.deallocate() }
+    deinit {
+        vector.deallocate()
+        stampRequests.deallocate()
+        stampRequested.deallocate()
+    }
 
     public var isFull: Bool { count == capacity }
 
@@ -170,35 +194,55 @@ public final class SendBatch: @unchecked Sendable {
         return UnsafeMutableRawBufferPointer(start: buffers + count * bufferSize, count: bufferSize)
     }
 
-    /// Marks the next slot filled with `length` bytes for `destination`.
+    /// Marks the next slot filled with `length` bytes for `destination`. With
+    /// `requestingTransmitTimestamp` the datagram carries its own request for a software TX
+    /// stamp (effective on a socket with `transmitTimestampsOnRequest`).
     @inline(__always)
-    public func commit(length: Int, to destination: SocketAddress) {
+    public func commit(length: Int, to destination: SocketAddress, requestingTransmitTimestamp: Bool = false) {
         precondition(count < capacity && length >= 0 && length <= bufferSize, "SendBatch.commit: full or bad length")
         iovecs[count].iov_len = length
         headers[count].msg_hdr.msg_namelen = destination.write(to: addresses + count)
+        if requestingTransmitTimestamp {
+            headers[count].msg_hdr.msg_control = stampRequests + count * transmitStampRequestBytes
+            headers[count].msg_hdr.msg_controllen = transmitStampRequestBytes
+        } else {
+            headers[count].msg_hdr.msg_control = nil
+            headers[count].msg_hdr.msg_controllen = 0
+        }
+        stampRequested[count] = requestingTransmitTimestamp
         count += 1
     }
 
     /// Copies `bytes` into the next slot; false if full or too long.
     @discardableResult
-    public func append(_ bytes: UnsafeRawBufferPointer, to destination: SocketAddress) -> Bool {
+    public func append(_ bytes: UnsafeRawBufferPointer, to destination: SocketAddress, requestingTransmitTimestamp: Bool = false) -> Bool {
         guard let buffer = nextBuffer(), bytes.count <= buffer.count else { return false }
         if let base = bytes.baseAddress { buffer.baseAddress!.copyMemory(from: base, byteCount: bytes.count) }
-        commit(length: bytes.count, to: destination)
+        commit(length: bytes.count, to: destination, requestingTransmitTimestamp: requestingTransmitTimestamp)
         return true
     }
 
     public func removeAll() { count = 0 }
+
+    /// Whether slot `index` asked for a TX stamp (valid until the next `commit` to that slot).
+    @inline(__always)
+    public func requestsTransmitTimestamp(at index: Int) -> Bool {
+        precondition(index < capacity)
+        return stampRequested[index]
+    }
 
     /// Sends every filled slot with as few sendmmsg calls as the kernel allows (normally one)
     /// and empties the batch. A full socket buffer (EAGAIN) drops the rest, as UDP would.
     @discardableResult
     public func send(on socket: UDPSocket) throws(KernelError) -> Result {
         let firstID = socket.nextTransmitID
+        let everyDatagram = socket.stampsEveryDatagram
+        let keyed = socket.transmitKeysEnabled
         var sent = 0
+        var stamped = 0
         defer {
             count = 0
-            if socket.transmitTimestampsEnabled { socket.nextTransmitID = firstID &+ UInt32(truncatingIfNeeded: sent) }
+            if keyed { socket.nextTransmitID = firstID &+ UInt32(truncatingIfNeeded: stamped) }
         }
         while sent < count {
             let result = ck_sendmmsg(socket.fileDescriptor, headers + sent, UInt32(count - sent), Int32(MSG_NOSIGNAL))
@@ -207,13 +251,14 @@ public final class SendBatch: @unchecked Sendable {
                 if code == EINTR { continue }
                 if code == EAGAIN || code == EWOULDBLOCK { break }
                 if sent == 0 { throw KernelError.fromErrno("sendmmsg", code) }
-                // One bad destination: skip it and carry on with the rest.
+                // One bad destination: skip it (it took no key) and carry on with the rest.
                 sent += 1
                 continue
             }
             if result == 0 { break }
+            for slot in sent..<(sent + Int(result)) where everyDatagram || stampRequested[slot] { stamped += 1 }
             sent += Int(result)
         }
-        return Result(sent: sent, firstTransmitID: firstID)
+        return Result(sent: sent, firstTransmitID: firstID, stampedCount: keyed ? stamped : 0)
     }
 }

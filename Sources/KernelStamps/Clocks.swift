@@ -106,3 +106,13 @@ public func measuredClockPrecision(samples: Int = 1001) -> Int8 {
     let exponent = ceil(log2(Double(median) * 1e-9))
     return Int8(clamping: Int(exponent))
 }
+
+/// Suspends the calling thread for about `nanoseconds` (nanosleep(2) on CLOCK_MONOTONIC;
+/// resumed after a signal for the time left). The kernel adds its wake-up latency, tens of
+/// microseconds to milliseconds on a busy host: for pacing, never for measuring.
+public func sleepNanoseconds(_ nanoseconds: Int64) {
+    guard nanoseconds > 0 else { return }
+    var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+    var remaining = timespec()
+    while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+}

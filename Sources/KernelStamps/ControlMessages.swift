@@ -7,6 +7,26 @@ import CKernelStamps
 /// SCM_TIMESTAMPNS and an IP_RECVERR/sock_extended_err, with margin.
 let controlBytesPerMessage = 256
 
+/// Room for one SO_TIMESTAMPING control message carrying a 32-bit flag word: CMSG_SPACE(4).
+let transmitStampRequestBytes = Int(ck_cmsg_space(MemoryLayout<UInt32>.size))
+
+/// Writes, at `control`, the control message that asks the kernel for a software TX stamp of
+/// the one datagram it is sent with (SOL_SOCKET/SO_TIMESTAMPING, flags TX_SOFTWARE; Linux
+/// Documentation/networking/timestamping.rst §1.3.3). Reporting and the OPT_ID key come from
+/// the socket's own SO_TIMESTAMPING setting.
+func writeTransmitStampRequest(at control: UnsafeMutableRawPointer) {
+    var message = msghdr()
+    message.msg_control = control
+    message.msg_controllen = transmitStampRequestBytes
+    withUnsafeMutablePointer(to: &message) { pointer in
+        guard let header = ck_cmsg_firsthdr(pointer) else { return }
+        header.pointee.cmsg_level = SOL_SOCKET
+        header.pointee.cmsg_type = Int32(CK_SO_TIMESTAMPING)
+        header.pointee.cmsg_len = ck_cmsg_len(MemoryLayout<UInt32>.size)
+        UnsafeMutableRawPointer(ck_cmsg_data(header)).storeBytes(of: UInt32(CK_SOF_TIMESTAMPING_TX_SOFTWARE), as: UInt32.self)
+    }
+}
+
 /// Finds the kernel software RX stamp in a received message's control data, without
 /// allocation. SCM_TIMESTAMPNS carries one timespec; SCM_TIMESTAMPING carries three, of which
 /// ts[0] is the software stamp (Linux Documentation/networking/timestamping.rst §2.1).

@@ -47,8 +47,15 @@ public final class UDPSocket: @unchecked Sendable {
         public var receiveTimeoutNanoseconds: Int64? = nil
         /// Kernel software RX stamps on every datagram (SO_TIMESTAMPING RX_SOFTWARE|SOFTWARE).
         public var receiveTimestamps = true
-        /// Kernel software TX stamps on the error queue (TX_SOFTWARE|SOFTWARE|OPT_TSONLY|OPT_ID).
+        /// Kernel software TX stamps on the error queue for every datagram
+        /// (TX_SOFTWARE|SOFTWARE|OPT_TSONLY|OPT_ID).
         public var transmitTimestamps = false
+        /// Kernel software TX stamps only for the datagrams that ask for one
+        /// (`SendBatch.commit(length:to:requestingTransmitTimestamp:)`): the socket is set up
+        /// for keyed stamps (SOFTWARE|OPT_TSONLY|OPT_ID) and each such message carries its own
+        /// SO_TIMESTAMPING control message, as chrony's server does, so datagrams that need no
+        /// stamp cost no error-queue traffic and no setsockopt per send.
+        public var transmitTimestampsOnRequest = false
         /// IPV6_V6ONLY for IPv6 sockets (true: listen on IPv6 only; add an IPv4 socket for v4).
         public var ipv6Only = true
         public var receiveBufferBytes: Int? = nil
@@ -59,7 +66,9 @@ public final class UDPSocket: @unchecked Sendable {
     public let family: SocketAddress.Family
     /// The descriptor, -1 once closed.
     public private(set) var fileDescriptor: Int32
-    /// The OPT_ID key the next datagram sent on this socket will carry (see `TransmitTimestamp.id`).
+    /// The OPT_ID key the next stamped datagram sent on this socket will carry (see
+    /// `TransmitTimestamp.id`). The kernel counts only datagrams that are stamped: every one
+    /// after `enableTransmitTimestamps`, only those that ask after `enableTransmitTimestampsOnRequest`.
     public internal(set) var nextTransmitID: UInt32 = 0
     private var timestampingFlags: UInt32 = 0
     private let control: UnsafeMutableRawPointer
@@ -114,6 +123,7 @@ public final class UDPSocket: @unchecked Sendable {
         if let timeout = options.receiveTimeoutNanoseconds { try setReceiveTimeout(nanoseconds: timeout) }
         if options.receiveTimestamps { try enableReceiveTimestamps() }
         if options.transmitTimestamps { try enableTransmitTimestamps() }
+        if options.transmitTimestampsOnRequest { try enableTransmitTimestampsOnRequest() }
     }
 
     func setOption(_ level: Int32, _ name: Int32, _ value: Int32, _ label: String) throws(KernelError) {
@@ -161,12 +171,27 @@ public final class UDPSocket: @unchecked Sendable {
         if first { nextTransmitID = 0 }
     }
 
+    /// Keyed TX stamps for the datagrams that ask for one with a control message (see
+    /// `Options.transmitTimestampsOnRequest`); the key counts only those datagrams, from 0 the
+    /// first time keys are enabled.
+    public func enableTransmitTimestampsOnRequest() throws(KernelError) {
+        let flags = UInt32(CK_SOF_TIMESTAMPING_SOFTWARE) | UInt32(CK_SOF_TIMESTAMPING_OPT_TSONLY)
+            | UInt32(CK_SOF_TIMESTAMPING_OPT_ID)
+        let first = timestampingFlags & UInt32(CK_SOF_TIMESTAMPING_OPT_ID) == 0
+        try setTimestamping(timestampingFlags | flags)
+        if first { nextTransmitID = 0 }
+    }
+
     private func setTimestamping(_ flags: UInt32) throws(KernelError) {
         try setOption(SOL_SOCKET, Int32(CK_SO_TIMESTAMPING), Int32(bitPattern: flags), "SO_TIMESTAMPING")
         timestampingFlags = flags
     }
 
-    var transmitTimestampsEnabled: Bool { timestampingFlags & UInt32(CK_SOF_TIMESTAMPING_OPT_ID) != 0 }
+    /// Stamped datagrams carry OPT_ID keys (every datagram or on request).
+    var transmitKeysEnabled: Bool { timestampingFlags & UInt32(CK_SOF_TIMESTAMPING_OPT_ID) != 0 }
+
+    /// Every datagram is stamped (and so takes a key), not only those that ask.
+    var stampsEveryDatagram: Bool { transmitKeysEnabled && timestampingFlags & UInt32(CK_SOF_TIMESTAMPING_TX_SOFTWARE) != 0 }
 
     // MARK: addresses
 
@@ -210,7 +235,7 @@ public final class UDPSocket: @unchecked Sendable {
             }
             if sent >= 0 {
                 let id = nextTransmitID
-                if transmitTimestampsEnabled { nextTransmitID &+= 1 }
+                if stampsEveryDatagram { nextTransmitID &+= 1 }
                 return id
             }
             if errno == EINTR { continue }

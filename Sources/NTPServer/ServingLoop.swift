@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
 import NTPPacket
 import KernelStamps
@@ -66,6 +63,8 @@ public final class ServingLoop: @unchecked Sendable {
             options.reusePort = true
             options.nonBlocking = true
             options.receiveTimestamps = true
+            // Interleaved responses ask for a TX stamp each; the rest take none.
+            options.transmitTimestampsOnRequest = configuration.interleaved
             options.receiveBufferBytes = 4 << 20
             options.sendBufferBytes = 4 << 20
             for address in configuration.listenAddresses {
@@ -81,8 +80,10 @@ public final class ServingLoop: @unchecked Sendable {
                     socketsByWorker[w].append(socket)
                     group.append(socket)
                 }
-                if configuration.threads > 1 && !attachAddressSteering(group[0], workers: configuration.threads, family: address.family) {
-                    steeringByAddress = false
+                if configuration.threads > 1 {
+                    do throws(KernelError) { try group[0].steerReusePortGroupBySourceAddress(workers: configuration.threads) } catch {
+                        steeringByAddress = false
+                    }
                 }
             }
             boundAddresses = bound
@@ -135,40 +136,6 @@ public final class ServingLoop: @unchecked Sendable {
 private let unsynchronisedStatus = HostClockStatus(leapState: .error, statusBits: 0x40, maximumErrorMicroseconds: 16_000_000,
                                                    estimatedErrorMicroseconds: 16_000_000)
 
-/// SO_ATTACH_REUSEPORT_CBPF: pick socket (hash of the source address) mod workers.
-/// The program reads the last 32 bits of the source address at a negative offset from the
-/// network header (SKF_NET_OFF), which is valid for reuseport programs on UDP.
-private func attachAddressSteering(_ socket: UDPSocket, workers: Int, family: SocketAddress.Family) -> Bool {
-    struct SockFilter { var code: UInt16; var jt: UInt8; var jf: UInt8; var k: UInt32 }
-    struct SockFprog { var length: UInt16; var filter: UnsafeMutablePointer<SockFilter> }
-    let skfNetOffset: Int32 = -0x100000
-    let sourceOffset: Int32 = family == .ipv4 ? 12 : 20
-    let program = UnsafeMutablePointer<SockFilter>.allocate(capacity: 5)
-    defer { program.deallocate() }
-    program[0] = SockFilter(code: 0x20, jt: 0, jf: 0, k: UInt32(bitPattern: skfNetOffset + sourceOffset)) // ld [net+off]
-    program[1] = SockFilter(code: 0x24, jt: 0, jf: 0, k: 0x9E37_79B1)                                    // mul
-    program[2] = SockFilter(code: 0x74, jt: 0, jf: 0, k: 16)                                             // rsh 16
-    program[3] = SockFilter(code: 0x94, jt: 0, jf: 0, k: UInt32(workers))                                // mod
-    program[4] = SockFilter(code: 0x16, jt: 0, jf: 0, k: 0)                                              // ret a
-    var fprog = SockFprog(length: 5, filter: program)
-    let soAttachReuseportCBPF: Int32 = 51
-    return setsockopt(socket.fileDescriptor, SOL_SOCKET, soAttachReuseportCBPF, &fprog,
-                      socklen_t(MemoryLayout<SockFprog>.size)) == 0
-}
-
-/// SO_TIMESTAMPING flags (linux/net_tstamp.h): RX stamps always; TX stamps switched on
-/// only around the sendmmsg of responses to interleaved clients, so basic clients cost no
-/// error-queue traffic. OPT_ID stays set, so the key counts only stamped datagrams.
-private let soTimestamping: Int32 = 37
-private let timestampingBase: UInt32 = (1 << 3) | (1 << 4) | (1 << 7) | (1 << 11) // RX_SOFTWARE|SOFTWARE|OPT_ID|OPT_TSONLY
-private let timestampingTransmit: UInt32 = 1 << 1 // TX_SOFTWARE
-
-@inline(__always)
-private func setTimestamping(_ socket: UDPSocket, _ flags: UInt32) -> Bool {
-    var value = Int32(bitPattern: flags)
-    return setsockopt(socket.fileDescriptor, SOL_SOCKET, soTimestamping, &value, socklen_t(MemoryLayout<Int32>.size)) == 0
-}
-
 /// Maps an OPT_ID key to the response it stamps: (client slot, receive timestamp sent).
 struct PendingStamp {
     var id: UInt32 = 0
@@ -176,24 +143,24 @@ struct PendingStamp {
     var receive: UInt64 = 0
 }
 
-/// One worker: its sockets, batches, core and counters; everything allocated in `init`.
+/// One worker: its sockets, batch, core and counters; everything allocated in `init`.
 final class Worker: @unchecked Sendable {
     let sockets: [UDPSocket]
     let core: ServerCore
     let identity: ServerState.Identity
     let wakeup: Wakeup
     let receiveBatch: ReceiveBatch
-    let plainBatch: SendBatch
-    let stampedBatch: SendBatch
-    let plainPatch: UnsafeMutablePointer<UnsafeMutableRawPointer?>
-    let stampedPatch: UnsafeMutablePointer<UnsafeMutableRawPointer?>
-    let stampedMeta: UnsafeMutablePointer<PendingStamp>
+    let sendBatch: SendBatch
+    /// Per send slot: the response to patch with the transmit time just before sending (nil:
+    /// none), and for a stamped response, which client entry its TX stamp belongs to.
+    let transmitPatch: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    let slotStamp: UnsafeMutablePointer<PendingStamp>
     static let ringSize = 4096
-    /// Per socket: a ring of pending TX stamps indexed by key, the next key, the count pending.
+    /// Per socket: a ring of pending TX stamps indexed by key, and the count pending.
     let rings: UnsafeMutablePointer<PendingStamp>
-    let nextStampID: UnsafeMutablePointer<UInt32>
     let pendingStamps: UnsafeMutablePointer<Int>
-    let pollDescriptors: UnsafeMutablePointer<pollfd>
+    /// The sockets, then the wakeup.
+    let pollSet: PollSet
     let published = Mutex(ServerCounters())
     let transmitStampsAvailable: Bool
 
@@ -203,29 +170,24 @@ final class Worker: @unchecked Sendable {
         self.identity = identity
         self.wakeup = wakeup
         receiveBatch = ReceiveBatch(capacity: batchSize, bufferSize: 2048)
-        plainBatch = SendBatch(capacity: batchSize, bufferSize: NTPResponder.responseLength)
-        stampedBatch = SendBatch(capacity: batchSize, bufferSize: NTPResponder.responseLength)
-        plainPatch = .allocate(capacity: batchSize)
-        plainPatch.initialize(repeating: nil, count: batchSize)
-        stampedPatch = .allocate(capacity: batchSize)
-        stampedPatch.initialize(repeating: nil, count: batchSize)
-        stampedMeta = .allocate(capacity: batchSize)
-        stampedMeta.initialize(repeating: PendingStamp(), count: batchSize)
+        sendBatch = SendBatch(capacity: batchSize, bufferSize: NTPResponder.responseLength)
+        transmitPatch = .allocate(capacity: batchSize)
+        transmitPatch.initialize(repeating: nil, count: batchSize)
+        slotStamp = .allocate(capacity: batchSize)
+        slotStamp.initialize(repeating: PendingStamp(), count: batchSize)
         rings = .allocate(capacity: Worker.ringSize * sockets.count)
         rings.initialize(repeating: PendingStamp(), count: Worker.ringSize * sockets.count)
-        nextStampID = .allocate(capacity: sockets.count)
-        nextStampID.initialize(repeating: 0, count: sockets.count)
         pendingStamps = .allocate(capacity: sockets.count)
         pendingStamps.initialize(repeating: 0, count: sockets.count)
-        pollDescriptors = .allocate(capacity: sockets.count + 1)
-        var stampsOK = true
-        for socket in sockets where !setTimestamping(socket, timestampingBase) { stampsOK = false }
-        transmitStampsAvailable = stampsOK && core.interleavedEnabled
+        pollSet = PollSet(capacity: sockets.count + 1)
+        for (index, socket) in sockets.enumerated() { pollSet.watch(socket.fileDescriptor, at: index) }
+        pollSet.watch(wakeup.fileDescriptor, at: sockets.count)
+        transmitStampsAvailable = core.interleavedEnabled
     }
 
     deinit {
-        plainPatch.deallocate(); stampedPatch.deallocate(); stampedMeta.deallocate()
-        rings.deallocate(); nextStampID.deallocate(); pendingStamps.deallocate(); pollDescriptors.deallocate()
+        transmitPatch.deallocate(); slotStamp.deallocate()
+        rings.deallocate(); pendingStamps.deallocate()
     }
 
     func closeSockets() { for socket in sockets { socket.close() } }
@@ -263,14 +225,10 @@ final class Worker: @unchecked Sendable {
             if received == 0 {
                 publishCounters()
                 // Idle: sleep until a datagram, a TX stamp, the wakeup, or the next refresh.
-                for index in 0..<sockets.count {
-                    pollDescriptors[index] = pollfd(fd: sockets[index].fileDescriptor, events: Int16(POLLIN), revents: 0)
-                }
-                pollDescriptors[sockets.count] = pollfd(fd: wakeup.fileDescriptor, events: Int16(POLLIN), revents: 0)
                 let waitMilliseconds = Int32(clamping: max(1, (nextRefresh &- now) / 1_000_000))
-                _ = poll(pollDescriptors, nfds_t(sockets.count + 1), waitMilliseconds)
-                if pollDescriptors[sockets.count].revents & Int16(POLLIN) != 0 { break }
-                for index in 0..<sockets.count where pollDescriptors[index].revents & Int16(POLLERR) != 0 {
+                pollSet.wait(count: sockets.count + 1, timeoutMilliseconds: waitMilliseconds)
+                if pollSet.isReadable(sockets.count) { break }
+                for index in 0..<sockets.count where pollSet.hasErrorQueue(index) {
                     drainTransmitStamps(socketIndex: index)
                 }
             }
@@ -280,14 +238,13 @@ final class Worker: @unchecked Sendable {
 
     @inline(__always)
     func process(count: Int, socketIndex: Int, now: Int64) {
-        let socket = sockets[socketIndex]
         for i in 0..<count {
             if receiveBatch.isTruncated(at: i) {
                 core.counters.received &+= 1
                 core.counters.malformed &+= 1
                 continue
             }
-            guard let source = receiveBatch.sourceAddress(at: i), let buffer = plainBatch.nextBuffer() else { continue }
+            guard let source = receiveBatch.sourceAddress(at: i), let buffer = sendBatch.nextBuffer() else { continue }
             var receiveNanoseconds = receiveBatch.receiveRealtimeNanoseconds(at: i)
             if receiveNanoseconds == 0 {
                 receiveNanoseconds = realtimeNanoseconds()
@@ -297,57 +254,39 @@ final class Worker: @unchecked Sendable {
                                       receiveUnixNanoseconds: receiveNanoseconds, nowMonotonicNanoseconds: now,
                                       response: buffer.baseAddress!)
             if outcome.length == 0 { continue }
-            if outcome.wantsTransmitStamp && transmitStampsAvailable, let stamped = stampedBatch.nextBuffer() {
-                let slot = stampedBatch.count
-                stamped.baseAddress!.copyMemory(from: buffer.baseAddress!, byteCount: outcome.length)
-                stampedPatch[slot] = outcome.needsTransmitPatch ? stamped.baseAddress : nil
-                stampedMeta[slot] = PendingStamp(id: 0, slot: Int32(outcome.slot), receive: outcome.receiveTimestamp)
-                stampedBatch.commit(length: outcome.length, to: source)
-            } else {
-                plainPatch[plainBatch.count] = outcome.needsTransmitPatch ? buffer.baseAddress : nil
-                plainBatch.commit(length: outcome.length, to: source)
-            }
+            let slot = sendBatch.count
+            let stamped = outcome.wantsTransmitStamp && transmitStampsAvailable
+            transmitPatch[slot] = outcome.needsTransmitPatch ? buffer.baseAddress : nil
+            if stamped { slotStamp[slot] = PendingStamp(id: 0, slot: Int32(outcome.slot), receive: outcome.receiveTimestamp) }
+            sendBatch.commit(length: outcome.length, to: source, requestingTransmitTimestamp: stamped)
         }
-        if plainBatch.count > 0 {
-            let filled = plainBatch.count
-            let transmit = NTPTimestamp(unixNanoseconds: realtimeNanoseconds())
-            for slot in 0..<filled {
-                if let response = plainPatch[slot] { NTPResponder.patchTransmitTimestamp(transmit, in: response) }
-            }
-            let sent = (try? plainBatch.send(on: socket).sent) ?? 0
-            plainBatch.removeAll()
-            core.counters.answered &+= UInt64(sent)
-            core.counters.sendFailures &+= UInt64(filled - sent)
-        }
-        if stampedBatch.count > 0 { sendStamped(socketIndex: socketIndex) }
+        if sendBatch.count > 0 { sendResponses(socketIndex: socketIndex) }
     }
 
-    /// Sends the responses to interleaved clients with TX stamping switched on, and notes
-    /// which key each stamp will carry.
-    func sendStamped(socketIndex: Int) {
+    /// Patches the transmit time into the responses that carry it, sends the batch, and
+    /// notes which client entry each requested TX stamp belongs to, by the key it will carry.
+    func sendResponses(socketIndex: Int) {
         let socket = sockets[socketIndex]
-        let filled = stampedBatch.count
-        _ = setTimestamping(socket, timestampingBase | timestampingTransmit)
+        let filled = sendBatch.count
         let transmit = NTPTimestamp(unixNanoseconds: realtimeNanoseconds())
         for slot in 0..<filled {
-            if let response = stampedPatch[slot] { NTPResponder.patchTransmitTimestamp(transmit, in: response) }
+            if let response = transmitPatch[slot] { NTPResponder.patchTransmitTimestamp(transmit, in: response) }
         }
-        let sent = (try? stampedBatch.send(on: socket).sent) ?? 0
-        stampedBatch.removeAll()
-        _ = setTimestamping(socket, timestampingBase)
-        let ring = rings + socketIndex * Worker.ringSize
-        for slot in 0..<sent {
-            let id = nextStampID[socketIndex] &+ UInt32(slot)
-            var meta = stampedMeta[slot]
-            meta.id = id
-            ring[Int(id) & (Worker.ringSize - 1)] = meta
+        let result = (try? sendBatch.send(on: socket)) ?? SendBatch.Result(sent: 0, firstTransmitID: socket.nextTransmitID, stampedCount: 0)
+        if result.stampedCount > 0 {
+            let ring = rings + socketIndex * Worker.ringSize
+            var id = result.firstTransmitID
+            for slot in 0..<result.sent where sendBatch.requestsTransmitTimestamp(at: slot) {
+                var meta = slotStamp[slot]
+                meta.id = id
+                ring[Int(id) & (Worker.ringSize - 1)] = meta
+                id &+= 1
+            }
+            pendingStamps[socketIndex] += result.stampedCount
         }
-        nextStampID[socketIndex] &+= UInt32(sent)
-        pendingStamps[socketIndex] += sent
-        core.counters.answered &+= UInt64(sent)
-        core.counters.sendFailures &+= UInt64(filled - sent)
+        core.counters.answered &+= UInt64(result.sent)
+        core.counters.sendFailures &+= UInt64(filled - result.sent)
     }
-
     /// Reads queued TX stamps and stores each in its client's entry.
     func drainTransmitStamps(socketIndex: Int) {
         let socket = sockets[socketIndex]

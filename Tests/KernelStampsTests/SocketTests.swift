@@ -79,13 +79,50 @@ final class SocketTests: XCTestCase {
         let batch = SendBatch(capacity: 4, bufferSize: 64)
         for i in 0..<4 { XCTAssertTrue([UInt8(10 + i)].withUnsafeBytes { batch.append($0, to: address) }) }
         let result = try batch.send(on: sender)
-        XCTAssertEqual(result, SendBatch.Result(sent: 4, firstTransmitID: 3))
+        XCTAssertEqual(result, SendBatch.Result(sent: 4, firstTransmitID: 3, stampedCount: 4))
         var ids: [UInt32] = []
         while ids.count < 4, let stamp = try sender.waitForTransmitTimestamp(timeoutNanoseconds: 1_000_000_000) {
             ids.append(stamp.id)
         }
         XCTAssertEqual(ids, [3, 4, 5, 6])
         XCTAssertEqual(sender.nextTransmitID, 7)
+        XCTAssertNil(try sender.receiveTransmitTimestamp())
+        _ = receiver
+    }
+
+    /// With stamps on request, only the messages that carry the request are stamped, and the
+    /// key (and `nextTransmitID`) counts only those: the server relies on this to match a
+    /// stamp to the interleaved client it belongs to.
+    func testTransmitStampsOnRequestStampOnlyTheAskingMessages() throws {
+        let (receiver, address) = try makeReceiver()
+        var options = UDPSocket.Options()
+        options.transmitTimestampsOnRequest = true
+        let sender = try UDPSocket(bindingTo: .loopbackIPv4(port: 0), options: options)
+        // A plain single send asks for nothing and takes no key.
+        XCTAssertEqual(try sender.send([0], to: address), 0)
+        XCTAssertEqual(sender.nextTransmitID, 0)
+        let batch = SendBatch(capacity: 6, bufferSize: 64)
+        let asks = [false, true, false, true, true, false]
+        for (i, ask) in asks.enumerated() {
+            XCTAssertTrue([UInt8(20 + i)].withUnsafeBytes { batch.append($0, to: address, requestingTransmitTimestamp: ask) })
+        }
+        let before = realtimeNanoseconds()
+        let first = try batch.send(on: sender)
+        XCTAssertEqual(first, SendBatch.Result(sent: 6, firstTransmitID: 0, stampedCount: 3))
+        XCTAssertEqual(sender.nextTransmitID, 3)
+        // A second batch continues the count from where the first left it.
+        for (i, ask) in [true, false].enumerated() {
+            XCTAssertTrue([UInt8(30 + i)].withUnsafeBytes { batch.append($0, to: address, requestingTransmitTimestamp: ask) })
+        }
+        let second = try batch.send(on: sender)
+        XCTAssertEqual(second, SendBatch.Result(sent: 2, firstTransmitID: 3, stampedCount: 1))
+        XCTAssertEqual(sender.nextTransmitID, 4)
+        var ids: [UInt32] = []
+        while ids.count < 5, let stamp = try sender.waitForTransmitTimestamp(timeoutNanoseconds: 1_000_000_000) {
+            XCTAssertGreaterThanOrEqual(stamp.realtimeNanoseconds, before)
+            ids.append(stamp.id)
+        }
+        XCTAssertEqual(ids, [0, 1, 2, 3], "one stamp per asking message, keyed in order")
         XCTAssertNil(try sender.receiveTransmitTimestamp())
         _ = receiver
     }

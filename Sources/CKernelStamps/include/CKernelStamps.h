@@ -54,6 +54,17 @@ enum {
     CK_MSG_ERRQUEUE = 0x2000,
 };
 
+// ---- Address steering for an SO_REUSEPORT group: a classic BPF program (linux/filter.h).
+enum {
+    CK_SO_ATTACH_REUSEPORT_CBPF = 51,
+    CK_BPF_LD_W_ABS = 0x20,   // BPF_LD | BPF_W | BPF_ABS
+    CK_BPF_ALU_MUL_K = 0x24,  // BPF_ALU | BPF_MUL | BPF_K
+    CK_BPF_ALU_RSH_K = 0x74,  // BPF_ALU | BPF_RSH | BPF_K
+    CK_BPF_ALU_MOD_K = 0x94,  // BPF_ALU | BPF_MOD | BPF_K
+    CK_BPF_RET_A = 0x16,      // BPF_RET | BPF_A
+    CK_SKF_NET_OFF = -0x100000,
+};
+
 /// struct sock_extended_err (linux/errqueue.h): ee_data carries the OPT_ID key.
 typedef struct ck_sock_extended_err {
     uint32_t ee_errno;

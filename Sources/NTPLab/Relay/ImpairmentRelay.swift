@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import KernelStamps
 import Synchronization
 
@@ -109,7 +106,8 @@ public final class ImpairmentRelay: @unchecked Sendable {
     private var upstreams: [UDPSocket] = []
     private var nextRecycledSlot = 0
     private var spareUpstream: UDPSocket? = nil
-    private let pollDescriptors: UnsafeMutableBufferPointer<pollfd>
+    /// The wakeup, the listener, then one entry per upstream slot.
+    private let pollSet: PollSet
     private let receiveBuffer: UnsafeMutableRawBufferPointer
 
     public init(_ configuration: RelayConfiguration) throws(LabError) {
@@ -127,9 +125,9 @@ public final class ImpairmentRelay: @unchecked Sendable {
         }
         queue = DelayQueue(capacity: max(1, configuration.queueCapacity))
         delays = RelayDelays(parameters: configuration.network, seed: configuration.seed, startMonotonicNanoseconds: 0)
-        pollDescriptors = .allocate(capacity: max(1, configuration.maximumClients) + 2)
-        pollDescriptors[0] = pollfd(fd: wakeup.fileDescriptor, events: Int16(POLLIN), revents: 0)
-        pollDescriptors[1] = pollfd(fd: listener.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        pollSet = PollSet(capacity: max(1, configuration.maximumClients) + 2)
+        pollSet.watch(wakeup.fileDescriptor, at: 0)
+        pollSet.watch(listener.fileDescriptor, at: 1)
         receiveBuffer = .allocate(byteCount: 2048, alignment: 16)
     }
 
@@ -138,7 +136,6 @@ public final class ImpairmentRelay: @unchecked Sendable {
         listener.close()
         for socket in upstreams { socket.close() }
         spareUpstream?.close()
-        pollDescriptors.deallocate()
         receiveBuffer.deallocate()
     }
 
@@ -206,8 +203,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
             }
             let ready = waitForPackets(timeoutMilliseconds: timeoutMilliseconds)
             if ready == 0 && sliceNanoseconds > 0 {
-                var pause = timespec(tv_sec: 0, tv_nsec: Int(sliceNanoseconds))
-                _ = nanosleep(&pause, nil)
+                sleepNanoseconds(sliceNanoseconds)
             }
             if ready > 0 { receivePackets() }
         }
@@ -217,13 +213,12 @@ public final class ImpairmentRelay: @unchecked Sendable {
     /// poll(2) over the wakeup, the listener and every upstream socket; returns how many are
     /// ready. The descriptor array is kept up to date as slots change (`watchUpstream`), not
     /// rebuilt here: a busy-polling relay calls this millions of times a second.
-    private func waitForPackets(timeoutMilliseconds: Int32) -> Int32 {
-        let result = poll(pollDescriptors.baseAddress, nfds_t(upstreams.count + 2), timeoutMilliseconds)
-        return max(result, 0)
+    private func waitForPackets(timeoutMilliseconds: Int32) -> Int {
+        pollSet.wait(count: upstreams.count + 2, timeoutMilliseconds: timeoutMilliseconds)
     }
 
     private func receivePackets() {
-        if pollDescriptors[1].revents != 0 {
+        if pollSet.isReady(1) {
             while let datagram = try? listener.receive(into: receiveBuffer) {
                 local.requestsReceived += 1
                 guard let source = datagram.source, !datagram.truncated else { local.overflowDrops += 1; continue }
@@ -240,7 +235,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
                 if !queue.enqueue(bytes, due: due, direction: .request, client: client) { local.overflowDrops += 1 }
             }
         }
-        for i in 0..<upstreams.count where pollDescriptors[i + 2].revents != 0 {
+        for i in 0..<upstreams.count where pollSet.isReady(i + 2) {
             while let datagram = try? upstreams[i].receive(into: receiveBuffer) {
                 local.responsesReceived += 1
                 if datagram.truncated { local.overflowDrops += 1; continue }
@@ -262,7 +257,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
                 }
             }
         }
-        if pollDescriptors[0].revents != 0 { _ = wakeup.drain() }
+        if pollSet.isReady(0) { _ = wakeup.drain() }
     }
 
     /// Sends every packet whose time has come; true when there was one.
@@ -325,7 +320,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
 
     /// Points the slot's poll entry at its (new) upstream socket; nothing is ready on it yet.
     private func watchUpstream(_ slot: Int) {
-        pollDescriptors[slot + 2] = pollfd(fd: upstreams[slot].fileDescriptor, events: Int16(POLLIN), revents: 0)
+        pollSet.watch(upstreams[slot].fileDescriptor, at: slot + 2)
     }
 
     /// A fresh upstream socket connected to the server.
