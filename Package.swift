@@ -12,6 +12,9 @@ let package = Package(
         .executable(name: "ntpbench", targets: ["ntpbench"]),
         .library(name: "NTPPacket", targets: ["NTPPacket"]),
         .library(name: "FeedforwardClock", targets: ["FeedforwardClock"]),
+        // The reader (and writer) of the published clock, for any Swift program that wants
+        // the time ntpclient publishes (docs/published-clock.md).
+        .library(name: "PublishedClock", targets: ["PublishedClock"]),
     ],
     targets: [
         // Pure codec: no I/O, no Foundation.
@@ -24,16 +27,18 @@ let package = Package(
         .target(name: "Randomness"),
         // Pure estimator and stateless reader.
         .target(name: "FeedforwardClock"),
+        // The published clock's layout, writer and stateless reader (docs/published-clock.md).
+        .target(name: "PublishedClock", dependencies: ["FeedforwardClock", "KernelStamps"]),
         .target(name: "NTPServer", dependencies: ["NTPPacket", "KernelStamps"]),
-        .target(name: "NTPClient", dependencies: ["NTPPacket", "KernelStamps", "FeedforwardClock", "ToolSupport"]),
-        .target(name: "NTPLab", dependencies: ["NTPPacket", "Randomness", "KernelStamps", "FeedforwardClock", "NTPServer", "NTPClient", "ToolSupport"]),
+        .target(name: "NTPClient", dependencies: ["NTPPacket", "KernelStamps", "FeedforwardClock", "PublishedClock", "ToolSupport"]),
+        .target(name: "NTPLab", dependencies: ["NTPPacket", "Randomness", "KernelStamps", "FeedforwardClock", "PublishedClock", "NTPServer", "NTPClient", "ToolSupport"]),
         // One option parser and one output vocabulary for the three tools.
         .target(name: "ToolSupport", dependencies: ["NTPPacket", "KernelStamps"]),
         // Counts malloc calls for the allocation benchmarks (interposes malloc; ntpbench only).
         .target(name: "CMallocCounter"),
 
         .executableTarget(name: "stratumd", dependencies: ["NTPServer", "ToolSupport"]),
-        .executableTarget(name: "ntpclient", dependencies: ["NTPClient", "ToolSupport"]),
+        .executableTarget(name: "ntpclient", dependencies: ["NTPClient", "PublishedClock", "ToolSupport"]),
         .executableTarget(name: "ntplab", dependencies: ["NTPLab", "ToolSupport"]),
         .executableTarget(name: "ntpbench", dependencies: ["NTPPacket", "Randomness", "NTPServer", "NTPClient", "FeedforwardClock", "CMallocCounter", "ToolSupport"]),
 
@@ -42,8 +47,8 @@ let package = Package(
         .testTarget(name: "KernelStampsTests", dependencies: ["KernelStamps"]),
         .testTarget(name: "FeedforwardClockTests", dependencies: ["FeedforwardClock", "Randomness"]),
         .testTarget(name: "ServerTests", dependencies: ["NTPServer", "NTPPacket"]),
-        .testTarget(name: "ClientTests", dependencies: ["NTPClient", "NTPPacket", "FeedforwardClock", "ToolSupport"]),
+        .testTarget(name: "ClientTests", dependencies: ["NTPClient", "NTPPacket", "FeedforwardClock", "PublishedClock", "KernelStamps", "ToolSupport"]),
         .testTarget(name: "LabTests", dependencies: ["NTPLab", "Randomness", "NTPClient", "FeedforwardClock", "ToolSupport"]),
-        .testTarget(name: "LoopbackTests", dependencies: ["NTPServer", "NTPClient", "NTPLab", "KernelStamps", "NTPPacket"]),
+        .testTarget(name: "LoopbackTests", dependencies: ["NTPServer", "NTPClient", "NTPLab", "KernelStamps", "NTPPacket", "PublishedClock", "FeedforwardClock"]),
     ]
 )

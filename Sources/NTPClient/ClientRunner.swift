@@ -1,6 +1,7 @@
 import FeedforwardClock
 import KernelStamps
 import NTPPacket
+import PublishedClock
 
 /// The system clock and the raw counter read together (feedforward-spec §1): raw, realtime,
 /// raw, keeping the tightest of a few tries; the realtime read is paired with the middle of
@@ -51,18 +52,38 @@ public final class ClientRunner {
         filterConfiguration.pollPeriodSeconds = pollSeconds
         clock = FeedforwardClock(configuration: filterConfiguration)
         exchanger = try Exchanger()
-        publisher = try publishPath.map { (path) throws(NTPClientError) in try PublishedClockWriter(path: path) }
+        do {
+            publisher = try publishPath.map { (path) throws(PublishedClockError) in try PublishedClockWriter(path: path) }
+        } catch {
+            switch error {
+            case .kernel(let kernelError): throw .kernel(kernelError)
+            case .layout(let path, let problem): throw .publishedClock(path: path, problem: problem)
+            }
+        }
     }
 
+    /// Marks the published clock stopped (a clean exit): readers then report `stopped`
+    /// instead of trusting parameters nobody updates (docs/published-clock.md, "Writer").
+    public func markStopped() { publisher?.markStopped() }
+
+    /// Longest single wait between checks of `stopRequested` (and of the vmclock page).
+    public static let checkIntervalNanoseconds: Int64 = 50_000_000
+
     /// Runs `count` exchanges (forever when nil), calling `report` after each and `log` once
-    /// per kind of rejection. Returns normally after `count`; throws when the server refuses
-    /// us (DENY/RSTR) or a socket fails.
-    public func run(count: Int?, report: (ExchangeReport) -> Void, log: (String) -> Void) throws(NTPClientError) {
+    /// per kind of rejection. Returns normally after `count`, or within
+    /// `checkIntervalNanoseconds` of `stopRequested` turning true; throws when the server
+    /// refuses us (DENY/RSTR) or a socket fails.
+    public func run(count: Int?, stopRequested: () -> Bool = { false },
+                    report: (ExchangeReport) -> Void, log: (String) -> Void) throws(NTPClientError) {
         var index = 0
         var nextSend = monotonicRawNanoseconds()
         while count.map({ index < $0 }) ?? true {
-            let wait = nextSend &- monotonicRawNanoseconds()
-            if wait > 0 { exchanger.sleep(nanoseconds: wait) }
+            while true {
+                if stopRequested() { return }
+                let wait = nextSend &- monotonicRawNanoseconds()
+                if wait <= 0 { break }
+                exchanger.sleep(nanoseconds: min(wait, ClientRunner.checkIntervalNanoseconds))
+            }
             let timeout = Int64(schedule.timeoutSeconds(after: index) * 1e9)
             let outcome = try exchanger.exchange(with: server, timeoutNanoseconds: timeout) { rejection in
                 // DENY and RSTR end the run with an error that says so: logging them too

@@ -5,6 +5,7 @@ import FeedforwardClock
 import KernelStamps
 import NTPClient
 import NTPPacket
+import PublishedClock
 import ToolSupport
 
 // ntpclient: the feedforward-clock client. Options and output only; the logic is NTPClient.
@@ -85,20 +86,26 @@ func runNow() -> Never {
     guard let path = options.string("from") else { usage("'now' needs --from PATH (the file written by --publish)") }
     let count: Int
     do { count = try options.integer("count", default: 1, in: 1...10_000_000) } catch { usage(error.message) }
+    // A writer started just before ('ntpclient --publish PATH HOST &') creates the file
+    // before its first exchange; wait briefly for it rather than racing it.
     let reader: PublishedClockReader
-    do { reader = try PublishedClockReader(path: path) } catch { fail("\(error)") }
-    var unusable = false
+    do { reader = try PublishedClockReader(path: path, waitingUpToNanoseconds: 2_000_000_000) } catch { fail("\(error)") }
+    if let problem = reader.vmclockProblem {
+        printError(tool.name, "cannot check the vmclock page the writer watches, so a migration would go unnoticed by this reader: \(problem)")
+    }
+    var failed = false
     for _ in 0..<count {
         let now: PublishedTime
         do { now = try reader.read() } catch { fail("\(error)") }
         let words = now.status.words
-        unusable = now.freshness == .unusable
+        failed = now.verdict.isFailure
         if json {
             let p = now.parameters
             printLine(jsonLine([
                 JSONMember("time", .string(UTCTimeText.iso8601(unixNanoseconds: now.unixNanoseconds))),
                 JSONMember("timeUnixNanoseconds", .integer(now.unixNanoseconds)),
                 JSONMember("maxErrorNanoseconds", .number(now.maxErrorNanoseconds)),
+                JSONMember("verdict", .string(now.verdict.rawValue)),
                 JSONMember("freshness", .string(freshnessWord(now.freshness))),
                 JSONMember("status", .strings(words)),
                 JSONMember("counterNanoseconds", .integer(now.counter)),
@@ -110,13 +117,22 @@ func runNow() -> Never {
                 JSONMember("stampCount", .integer(p.stampCount)),
                 JSONMember("retries", .integer(Int64(now.retries))),
             ]))
-        } else if now.freshness == .unusable {
-            printLine("no usable time: \(now.parameters.status.contains(.noEstimate) ? "the publisher has no estimate yet" : "the parameters are over 1024 s overdue") (status \(words.joined(separator: ",")))")
         } else {
-            printLine("\(UTCTimeText.iso8601(unixNanoseconds: now.unixNanoseconds)) ± \(fixedDecimal(now.maxErrorNanoseconds / 1000, 3)) µs \(freshnessWord(now.freshness)) \(words.isEmpty ? "ok" : words.joined(separator: ","))")
+            switch now.verdict {
+            case .unusable:
+                printLine("no usable time: \(now.parameters.status.contains(.noEstimate) ? "the publisher has no estimate yet" : "the parameters are over 1024 s overdue") (status \(words.joined(separator: ",")))")
+            case .disrupted:
+                printLine("no usable time: the vmclock page says the counter was disrupted (live migration) after these parameters; wait for the writer to re-synchronise")
+            case .stopped:
+                printLine("\(UTCTimeText.iso8601(unixNanoseconds: now.unixNanoseconds)) ± \(fixedDecimal(now.maxErrorNanoseconds / 1000, 3)) µs stopped: the writer exited; restart 'ntpclient --publish'")
+            case .stale:
+                printLine("\(UTCTimeText.iso8601(unixNanoseconds: now.unixNanoseconds)) ± \(fixedDecimal(now.maxErrorNanoseconds / 1000, 3)) µs stale: no update for \(fixedDecimal(Double(now.counter - now.parameters.lastStampCounter) / 1e9, 1)) s; is the writer running?")
+            case .ok, .unsynchronised:
+                printLine("\(UTCTimeText.iso8601(unixNanoseconds: now.unixNanoseconds)) ± \(fixedDecimal(now.maxErrorNanoseconds / 1000, 3)) µs \(now.verdict.rawValue) \(words.isEmpty ? "ok" : words.joined(separator: ","))")
+            }
         }
     }
-    exit(unusable ? ExitStatus.failure.rawValue : ExitStatus.success.rawValue)
+    exit(failed ? ExitStatus.failure.rawValue : ExitStatus.success.rawValue)
 }
 
 // MARK: --once
@@ -175,6 +191,9 @@ func runPolling(_ serverText: String) -> Never {
     } catch {
         usage(error.message)
     }
+    // SIGINT/SIGTERM end the loop cleanly, so the published clock is marked stopped.
+    let signals: SignalReceiver
+    do { signals = try SignalReceiver(signals: [SIGINT, SIGTERM]) } catch { fail("\(error)") }
     let runner: ClientRunner
     do {
         runner = try ClientRunner(server: server, pollSeconds: poll, publishPath: options.string("publish"))
@@ -182,14 +201,24 @@ func runPolling(_ serverText: String) -> Never {
         fail("\(error)")
     }
     if !json { printLine(ExchangeReport.textHeader) }
+    var stoppedBySignal = false
     do {
-        try runner.run(count: count, report: { report in
+        try runner.run(count: count, stopRequested: {
+            if (try? signals.pending()) != nil { stoppedBySignal = true }
+            return stoppedBySignal
+        }, report: { report in
             printLine(json ? report.jsonLine : report.textLine)
         }, log: { message in printError(tool.name, message) })
     } catch {
+        runner.markStopped()
         fail("\(error)")
     }
+    runner.markStopped()
     let counters = runner.counters
+    if stoppedBySignal {
+        printError(tool.name, "stopped by signal; published clock marked stopped; refused/missed: \(counters.summary)")
+        exit(ExitStatus.success.rawValue)
+    }
     if runner.isSynchronised {
         printError(tool.name, "done: clock synchronised; refused/missed: \(counters.summary)")
         exit(ExitStatus.success.rawValue)

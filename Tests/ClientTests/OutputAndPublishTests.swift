@@ -3,6 +3,7 @@ import Foundation
 import FeedforwardClock
 import NTPPacket
 @testable import NTPClient
+import PublishedClock
 import ToolSupport
 
 /// Parameters whose every field is distinct, so a field written to the wrong word shows.
@@ -147,10 +148,10 @@ final class PublishTests: XCTestCase {
             let read = try XCTUnwrap(buffer.read())
             XCTAssertEqual(read.parameters, p)
             XCTAssertEqual(read.sequence, first.sequence + 2, "one update moves the sequence by two")
-            // The documented fixed layout: magic "FFCLOCK1", version 2, raw counter, then fields.
+            // The documented fixed layout: magic "FFCLOCK1", version 3, raw counter, then fields.
             let bytes = UnsafeRawBufferPointer(start: base, count: PublishedClockLayout.usedByteCount)
             XCTAssertEqual(Array(bytes[0..<8]), Array("FFCLOCK1".utf8))
-            XCTAssertEqual(bytes.load(fromByteOffset: 8, as: UInt64.self), 2)
+            XCTAssertEqual(bytes.load(fromByteOffset: 8, as: UInt64.self), 3)
             XCTAssertEqual(bytes.load(fromByteOffset: 24, as: UInt64.self), 1)
             XCTAssertEqual(bytes.load(fromByteOffset: 32, as: Int64.self), p.counterOrigin)
             XCTAssertEqual(bytes.load(fromByteOffset: 40, as: Int64.self), p.timeAtOriginNanoseconds)

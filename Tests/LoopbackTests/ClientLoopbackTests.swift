@@ -3,6 +3,7 @@ import Foundation
 import FeedforwardClock
 import KernelStamps
 import NTPClient
+import PublishedClock
 import NTPPacket
 
 /// The real `ntpclient` executable against real servers on 127.0.0.1 (stratumd, chronyd), the
@@ -145,8 +146,12 @@ final class ClientLoopbackTests: XCTestCase {
         XCTAssertFalse(now.status.contains(.unsynchronised))
         let lag = Double(realtime - now.unixNanoseconds)
         XCTAssertLessThanOrEqual(abs(lag), now.maxErrorNanoseconds + 100_000, "reader time off by \(lag) ns")
+        // The writer exited cleanly after --count, so the file says so and 'now' exits 1,
+        // still telling the time the last parameters give.
+        XCTAssertEqual(now.verdict, .stopped)
         let child = try run(try executable("ntpclient"), ["now", "--from", path, "--json"])
-        XCTAssertEqual(child.status, 0, child.stderr)
+        XCTAssertEqual(child.status, 1, child.stderr)
+        XCTAssertEqual(child.jsonLines.first?["verdict"] as? String, "stopped")
         let childTime = try XCTUnwrap(child.jsonLines.first?["timeUnixNanoseconds"] as? NSNumber).int64Value
         XCTAssertLessThan(abs(Double(childTime - realtimeNanoseconds())), 1e9, "now --from tells a time far from the host clock")
     }

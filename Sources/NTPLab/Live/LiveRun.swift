@@ -5,6 +5,7 @@ import FeedforwardClock
 import KernelStamps
 import NTPClient
 import NTPServer
+import PublishedClock
 import Synchronization
 import ToolSupport
 
@@ -172,7 +173,7 @@ public enum LiveRunner {
         defer { unlink(publishPath) }
         let runner: ClientRunner
         let reader: PublishedClockReader
-        do throws(NTPClientError) {
+        do {
             runner = try ClientRunner(server: ourRelay.listenAddress, pollSeconds: plan.pollSeconds, publishPath: publishPath)
             reader = try PublishedClockReader(path: publishPath)
         } catch {
