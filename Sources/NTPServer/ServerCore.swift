@@ -22,19 +22,17 @@ public struct ServerCounters: Sendable, Equatable {
 
     public init() {}
 
+    /// Every counter, so that summing two sets of counters cannot forget one. Computed (key
+    /// paths are not Sendable); read only when totals are made, never per packet.
+    static var allCounters: [WritableKeyPath<ServerCounters, UInt64>] {
+        [\.received, \.answered, \.interleaved, \.rateKissesSent, \.rateLimitedDropped, \.malformed,
+         \.controlMode, \.notClientMode, \.unsupportedVersion, \.missingReceiveStamp, \.transmitStampsStored,
+         \.sendFailures]
+    }
+
+    /// Adds another worker's counters to these (the totals stratumd prints).
     public mutating func add(_ other: ServerCounters) {
-        received &+= other.received
-        answered &+= other.answered
-        interleaved &+= other.interleaved
-        rateKissesSent &+= other.rateKissesSent
-        rateLimitedDropped &+= other.rateLimitedDropped
-        malformed &+= other.malformed
-        controlMode &+= other.controlMode
-        notClientMode &+= other.notClientMode
-        unsupportedVersion &+= other.unsupportedVersion
-        missingReceiveStamp &+= other.missingReceiveStamp
-        transmitStampsStored &+= other.transmitStampsStored
-        sendFailures &+= other.sendFailures
+        for counter in ServerCounters.allCounters { self[keyPath: counter] &+= other[keyPath: counter] }
     }
 
     @inline(__always)

@@ -28,13 +28,17 @@ func monotonicNanoseconds() -> Int64 {
     return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
 }
 
-/// Mallocs counted for one known allocation; nil if the counter saw none (then every
-/// "0 allocations" figure would be meaningless and the benchmark must not print it).
-func mallocCounterSelfCheck() -> UInt64? {
+/// Mallocs counted for one known allocation; nil, after saying so on stderr, if the counter
+/// saw none (then every "0 allocations" figure would be meaningless and the benchmark `name`
+/// must not print it).
+func mallocCounterSelfCheck(_ name: String) -> UInt64? {
     let before = stratum_malloc_count()
     let array = makeArray(count: 1000)
     let after = stratum_malloc_count()
-    guard array.count == 1000, after > before else { return nil }
+    guard array.count == 1000, after > before else {
+        printError("ntpbench \(name)", "the malloc counter did not see a known allocation; allocation figures would be meaningless (is CMallocCounter linked?)")
+        return nil
+    }
     return after - before
 }
 

@@ -18,10 +18,7 @@ func runFilterBenchmark(_ arguments: [String]) -> Int32 {
     let history = optionOrExit("filter") { () throws(UsageError) in try options.integer("history", default: 40_320, in: 1...100_000_000) }
     let updates = optionOrExit("filter") { () throws(UsageError) in try options.integer("updates", default: 200_000, in: 1...100_000_000) }
     let poll = optionOrExit("filter") { () throws(UsageError) in try options.decimal("poll", default: 16, in: 1...131_072) }
-    guard let selfCheck = mallocCounterSelfCheck() else {
-        printError("ntpbench filter: the malloc counter did not see a known allocation; allocation figures would be meaningless")
-        return 1
-    }
+    guard let selfCheck = mallocCounterSelfCheck("filter") else { return 1 }
     print("malloc counter self-check: \(selfCheck) allocation(s) seen for one known array")
 
     // Every stamp is made before any measurement, so the timed loop runs only the filter.

@@ -17,9 +17,7 @@ func runServerBenchmark(_ arguments: [String]) -> Int32 {
         .value("requests", "N", "Requests in phase 1 (default 2000000); phase 2 sends N/10 over sockets."),
     ], arguments)
     let requests = optionOrExit("server") { () throws(UsageError) in try benchOptions.integer("requests", default: 2_000_000, in: 1000...Int(Int32.max)) }
-    guard let probeCount = mallocCounterSelfCheck() else {
-        printError("ntpbench server: the malloc counter saw no allocation; figures would be meaningless"); return 1
-    }
+    guard let probeCount = mallocCounterSelfCheck("server") else { return 1 }
 
     // ---- Phase 1: the pure core.
     let state = ServerState(leapIndicator: .noWarning, stratum: 1, precision: -24, rootDelay: .zero,

@@ -74,24 +74,19 @@ extension PromisedFigures {
         if let share = insideBoundShareAtLeast, figures.insideBoundShare < share {
             broken.append("inside maxError \(fixedDecimal(figures.insideBoundShare * 100, 3))% < \(fixedDecimal(share * 100, 3))%")
         }
-        if let limit = recoveryAtMostNanoseconds {
-            for recovery in figures.recoveries {
-                guard let took = recovery.recoveryNanoseconds else {
-                    broken.append("no recovery after \(recovery.event.name)")
-                    continue
-                }
-                if took > limit { broken.append("recovery after \(recovery.event.name) took \(formatDuration(took)) > \(formatDuration(limit))") }
+        // Recoveries (back to the steady error) and settlings (under a fixed level) are the
+        // same measurement with different thresholds: each must happen, and within its limit.
+        func checkTimes(_ times: [Recovery], limit: Int64?, never: (Recovery) -> String, what: String) {
+            guard let limit else { return }
+            for time in times {
+                guard let took = time.recoveryNanoseconds else { broken.append(never(time)); continue }
+                if took > limit { broken.append("\(what) after \(time.event.name) took \(formatDuration(took)) > \(formatDuration(limit))") }
             }
         }
-        if let limit = settleAtMostNanoseconds {
-            for settle in figures.settlings {
-                guard let took = settle.recoveryNanoseconds else {
-                    broken.append("|error| never settled under \(micro(settle.thresholdNanoseconds)) after \(settle.event.name)")
-                    continue
-                }
-                if took > limit { broken.append("settling after \(settle.event.name) took \(formatDuration(took)) > \(formatDuration(limit))") }
-            }
-        }
+        checkTimes(figures.recoveries, limit: recoveryAtMostNanoseconds,
+                   never: { "no recovery after \($0.event.name)" }, what: "recovery")
+        checkTimes(figures.settlings, limit: settleAtMostNanoseconds,
+                   never: { "|error| never settled under \(micro($0.thresholdNanoseconds)) after \($0.event.name)" }, what: "settling")
         return broken
     }
 }
