@@ -24,7 +24,7 @@ public enum NTPMode: UInt8, Sendable, CaseIterable {
 
 /// The 48-byte NTPv4 header of RFC 5905 §7.3, decoded into fields.
 public struct NTPHeader: Hashable, Sendable {
-    public static let byteCount = 48
+    public static let byteCount = NTPHeaderLayout.byteCount
 
     public var leapIndicator: NTPLeapIndicator
     /// 0...7 on the wire; `encode` keeps only the low 3 bits.
@@ -77,41 +77,40 @@ public struct NTPHeader: Hashable, Sendable {
     /// Decodes the first 48 bytes; every bit pattern is a valid header, so the only error is
     /// a short buffer. Does not look past byte 48 (see `NTPParsedPacket` for that).
     public init(decoding bytes: UnsafeRawBufferPointer) throws(NTPPacketError) {
-        guard bytes.count >= NTPHeader.byteCount else { throw .tooShort(length: bytes.count) }
-        let first = bytes[0]
+        guard let header = NTPHeaderBytes(bytes) else { throw .tooShort(length: bytes.count) }
         // Both enums cover every value of their bit width, so these never fall back.
-        leapIndicator = NTPLeapIndicator(rawValue: first >> 6) ?? .unsynchronized
-        version = (first >> 3) & 0x7
-        mode = NTPMode(rawValue: first & 0x7) ?? .reserved
-        stratum = bytes[1]
-        poll = Int8(bitPattern: bytes[2])
-        precision = Int8(bitPattern: bytes[3])
-        rootDelay = NTPShortTime(rawValue: bytes.loadBigEndianUInt32(at: 4))
-        rootDispersion = NTPShortTime(rawValue: bytes.loadBigEndianUInt32(at: 8))
-        referenceID = NTPReferenceID(rawValue: bytes.loadBigEndianUInt32(at: 12))
-        referenceTimestamp = NTPTimestamp(rawValue: bytes.loadBigEndianUInt64(at: 16))
-        originTimestamp = NTPTimestamp(rawValue: bytes.loadBigEndianUInt64(at: 24))
-        receiveTimestamp = NTPTimestamp(rawValue: bytes.loadBigEndianUInt64(at: 32))
-        transmitTimestamp = NTPTimestamp(rawValue: bytes.loadBigEndianUInt64(at: 40))
+        leapIndicator = NTPLeapIndicator(rawValue: header.leapIndicatorBits) ?? .unsynchronized
+        version = header.version
+        mode = NTPMode(rawValue: header.modeBits) ?? .reserved
+        stratum = header.stratum
+        poll = header.poll
+        precision = header.precision
+        rootDelay = header.rootDelay
+        rootDispersion = header.rootDispersion
+        referenceID = header.referenceID
+        referenceTimestamp = header.referenceTimestamp
+        originTimestamp = header.originTimestamp
+        receiveTimestamp = header.receiveTimestamp
+        transmitTimestamp = header.transmitTimestamp
     }
 
     /// Writes the 48 header bytes at the start of `buffer`; returns 48.
     @discardableResult
     public func encode(into buffer: UnsafeMutableRawBufferPointer) throws(NTPPacketError) -> Int {
-        guard buffer.count >= NTPHeader.byteCount else {
+        guard let header = NTPMutableHeaderBytes(buffer) else {
             throw .bufferTooSmall(needed: NTPHeader.byteCount, available: buffer.count)
         }
-        buffer[0] = leapIndicator.rawValue << 6 | (version & 0x7) << 3 | mode.rawValue
-        buffer[1] = stratum
-        buffer[2] = UInt8(bitPattern: poll)
-        buffer[3] = UInt8(bitPattern: precision)
-        buffer.storeBigEndian(rootDelay.rawValue, at: 4)
-        buffer.storeBigEndian(rootDispersion.rawValue, at: 8)
-        buffer.storeBigEndian(referenceID.rawValue, at: 12)
-        buffer.storeBigEndian(referenceTimestamp.rawValue, at: 16)
-        buffer.storeBigEndian(originTimestamp.rawValue, at: 24)
-        buffer.storeBigEndian(receiveTimestamp.rawValue, at: 32)
-        buffer.storeBigEndian(transmitTimestamp.rawValue, at: 40)
+        header.setFirstByte(leapIndicatorBits: leapIndicator.rawValue, version: version, modeBits: mode.rawValue)
+        header.setStratum(stratum)
+        header.setPoll(poll)
+        header.setPrecision(precision)
+        header.setRootDelay(rootDelay)
+        header.setRootDispersion(rootDispersion)
+        header.setReferenceID(referenceID)
+        header.setTimestamp(referenceTimestamp, at: NTPHeaderLayout.referenceTimestampOffset)
+        header.setTimestamp(originTimestamp, at: NTPHeaderLayout.originTimestampOffset)
+        header.setTimestamp(receiveTimestamp, at: NTPHeaderLayout.receiveTimestampOffset)
+        header.setTimestamp(transmitTimestamp, at: NTPHeaderLayout.transmitTimestampOffset)
         return NTPHeader.byteCount
     }
 

@@ -4,7 +4,7 @@ public struct NTPReferenceID: Hashable, Sendable, RawRepresentable {
     /// The four bytes in wire order, read big-endian ("LOCL" = 0x4C4F434C).
     public var rawValue: UInt32
 
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// Four bytes in wire order; pad short codes with 0 ("GPS" = G, P, S, 0).
     public init(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) {

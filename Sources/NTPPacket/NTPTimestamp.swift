@@ -7,7 +7,7 @@ public struct NTPTimestamp: Hashable, Sendable {
     /// Seconds in the high 32 bits, fraction in the low 32, exactly as on the wire.
     public var rawValue: UInt64
 
-    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt64) { self.rawValue = rawValue }
 
     public init(seconds: UInt32, fraction: UInt32) {
         rawValue = UInt64(seconds) << 32 | UInt64(fraction)
@@ -68,7 +68,7 @@ public struct NTPTimestamp: Hashable, Sendable {
 public struct NTPShortTime: Hashable, Sendable {
     public var rawValue: UInt32
 
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     public static let zero = NTPShortTime(rawValue: 0)
     /// 65535.99998 s, the largest value the format holds.

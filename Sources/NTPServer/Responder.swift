@@ -44,8 +44,6 @@ public enum ResponseKind: Sendable, Equatable {
 public enum NTPResponder {
     /// Every response is the bare 48-byte header (RFC 5905 §7.3).
     public static let responseLength = NTPHeader.byteCount
-    /// Byte offset of the transmit timestamp in the header.
-    public static let transmitTimestampOffset = 40
 
     /// RFC 5905 §7.3 MAXPOLL; the lower bound follows ntpd's fast_xmit (poll ≥ 3, 8 s), so a
     /// client polling faster is told, in the one field meant for it, to slow down.
@@ -64,22 +62,21 @@ public enum NTPResponder {
     public static func examine(_ request: UnsafeRawBufferPointer) -> Result<ClientRequest, DropReasonError> {
         let length = request.count
         guard length > 0 else { return .failure(DropReasonError(.malformed)) }
-        let first = request[0]
-        let mode = first & 0x7
-        if mode == 6 || mode == 7 { return .failure(DropReasonError(.controlMode)) }
-        guard length >= NTPHeader.byteCount else { return .failure(DropReasonError(.malformed)) }
+        let mode = NTPHeaderLayout.modeBits(ofFirstByte: request[NTPHeaderLayout.leapVersionModeOffset])
+        if mode == NTPMode.control.rawValue || mode == NTPMode.privateUse.rawValue { return .failure(DropReasonError(.controlMode)) }
+        guard let header = NTPHeaderBytes(request) else { return .failure(DropReasonError(.malformed)) }
         if mode != NTPMode.client.rawValue { return .failure(DropReasonError(.notClientMode)) }
-        let version = (first >> 3) & 0x7
+        let version = header.version
         if version == 0 || version > 4 { return .failure(DropReasonError(.unsupportedVersion)) }
         if length > NTPHeader.byteCount {
             do throws(NTPPacketError) { _ = try NTPParsedPacket(parsing: request) } catch { return .failure(DropReasonError(.malformed)) }
         }
         return .success(ClientRequest(
             version: version,
-            poll: Int8(bitPattern: request[2]),
-            originTimestamp: NTPTimestamp(rawValue: loadBigEndian64(request, 24)),
-            receiveTimestamp: NTPTimestamp(rawValue: loadBigEndian64(request, 32)),
-            transmitTimestamp: NTPTimestamp(rawValue: loadBigEndian64(request, 40)),
+            poll: header.poll,
+            originTimestamp: header.originTimestamp,
+            receiveTimestamp: header.receiveTimestamp,
+            transmitTimestamp: header.transmitTimestamp,
             length: length))
     }
 
@@ -91,32 +88,33 @@ public enum NTPResponder {
                                      state: ServerState, into buffer: UnsafeMutableRawPointer) -> Int {
         var leap = state.leapIndicator.rawValue
         var stratum = state.stratum
-        var referenceID = state.referenceID.rawValue
-        var origin = request.transmitTimestamp.rawValue
-        var transmit: UInt64 = 0
+        var referenceID = state.referenceID
+        var origin = request.transmitTimestamp
+        var transmit = NTPTimestamp(rawValue: 0)
         switch kind {
         case .basic:
             break
         case .interleaved(let previousTransmit):
-            origin = request.receiveTimestamp.rawValue
-            transmit = previousTransmit.rawValue
+            origin = request.receiveTimestamp
+            transmit = previousTransmit
         case .rateKiss:
             leap = NTPLeapIndicator.unsynchronized.rawValue
             stratum = 0
-            referenceID = NTPReferenceID.rate.rawValue
+            referenceID = NTPReferenceID.rate
         }
         let poll = min(max(request.poll, pollRange.lowerBound), pollRange.upperBound)
-        buffer.storeBytes(of: leap << 6 | request.version << 3 | NTPMode.server.rawValue, toByteOffset: 0, as: UInt8.self)
-        buffer.storeBytes(of: stratum, toByteOffset: 1, as: UInt8.self)
-        buffer.storeBytes(of: UInt8(bitPattern: poll), toByteOffset: 2, as: UInt8.self)
-        buffer.storeBytes(of: UInt8(bitPattern: state.precision), toByteOffset: 3, as: UInt8.self)
-        buffer.storeBytes(of: state.rootDelay.rawValue.bigEndian, toByteOffset: 4, as: UInt32.self)
-        buffer.storeBytes(of: state.rootDispersion.rawValue.bigEndian, toByteOffset: 8, as: UInt32.self)
-        buffer.storeBytes(of: referenceID.bigEndian, toByteOffset: 12, as: UInt32.self)
-        buffer.storeBytes(of: state.referenceTimestamp.rawValue.bigEndian, toByteOffset: 16, as: UInt64.self)
-        buffer.storeBytes(of: origin.bigEndian, toByteOffset: 24, as: UInt64.self)
-        buffer.storeBytes(of: receiveTimestamp.rawValue.bigEndian, toByteOffset: 32, as: UInt64.self)
-        buffer.storeBytes(of: transmit.bigEndian, toByteOffset: 40, as: UInt64.self)
+        let header = NTPMutableHeaderBytes(unsafeStart: buffer)
+        header.setFirstByte(leapIndicatorBits: leap, version: request.version, modeBits: NTPMode.server.rawValue)
+        header.setStratum(stratum)
+        header.setPoll(poll)
+        header.setPrecision(state.precision)
+        header.setRootDelay(state.rootDelay)
+        header.setRootDispersion(state.rootDispersion)
+        header.setReferenceID(referenceID)
+        header.setTimestamp(state.referenceTimestamp, at: NTPHeaderLayout.referenceTimestampOffset)
+        header.setTimestamp(origin, at: NTPHeaderLayout.originTimestampOffset)
+        header.setTimestamp(receiveTimestamp, at: NTPHeaderLayout.receiveTimestampOffset)
+        header.setTimestamp(transmit, at: NTPHeaderLayout.transmitTimestampOffset)
         return responseLength
     }
 
@@ -125,12 +123,7 @@ public enum NTPResponder {
     /// possible).
     @inline(__always)
     public static func patchTransmitTimestamp(_ timestamp: NTPTimestamp, in response: UnsafeMutableRawPointer) {
-        response.storeBytes(of: timestamp.rawValue.bigEndian, toByteOffset: transmitTimestampOffset, as: UInt64.self)
-    }
-
-    @inline(__always)
-    static func loadBigEndian64(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UInt64 {
-        UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        NTPMutableHeaderBytes(unsafeStart: response).setTimestamp(timestamp, at: NTPHeaderLayout.transmitTimestampOffset)
     }
 }
 

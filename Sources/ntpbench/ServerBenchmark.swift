@@ -27,7 +27,8 @@ func runServerBenchmark(_ arguments: [String]) -> Int32 {
     let response = UnsafeMutableRawPointer.allocate(byteCount: 48, alignment: 16)
     defer { request.deallocate(); response.deallocate() }
     request.initializeMemory(as: UInt8.self, repeating: 0)
-    request[0] = 0x23
+    let requestHeader = NTPMutableHeaderBytes(request)!
+    requestHeader.setFirstByte(leapIndicatorBits: 0, version: 4, modeBits: NTPMode.client.rawValue)
     var origins = [UInt64](repeating: 0, count: 1024) // per simulated client: last receive we sent
     var sink: UInt64 = 0
     func phase1(_ count: Int) {
@@ -35,9 +36,9 @@ func runServerBenchmark(_ arguments: [String]) -> Int32 {
             let client = i & 1023
             let interleavedClient = client & 3 == 0
             let origin = interleavedClient ? origins[client] : 0
-            request.storeBytes(of: origin.bigEndian, toByteOffset: 24, as: UInt64.self)
-            request.storeBytes(of: UInt64(i &+ 7).bigEndian, toByteOffset: 32, as: UInt64.self)
-            request.storeBytes(of: UInt64(i).bigEndian, toByteOffset: 40, as: UInt64.self)
+            requestHeader.setTimestamp(NTPTimestamp(rawValue: origin), at: NTPHeaderLayout.originTimestampOffset)
+            requestHeader.setTimestamp(NTPTimestamp(rawValue: UInt64(i &+ 7)), at: NTPHeaderLayout.receiveTimestampOffset)
+            requestHeader.setTimestamp(NTPTimestamp(rawValue: UInt64(i)), at: NTPHeaderLayout.transmitTimestampOffset)
             let source = SocketAddress(ipv4: 0x0A00_0000 | UInt32(client), port: 123)
             let outcome = core.handle(request: UnsafeRawBufferPointer(request), source: source.key,
                                       receiveUnixNanoseconds: 1_800_000_000_000_000_000 &+ Int64(i) &* 1000,
@@ -95,20 +96,20 @@ func runServerBenchmark(_ arguments: [String]) -> Int32 {
     func phase2(_ batches: Int) {
         for b in 0..<batches {
             for k in 0..<32 {
-                let buffer = sendBatch.nextBuffer()!.baseAddress!
-                buffer.initializeMemory(as: UInt8.self, repeating: 0, count: 48)
-                buffer.storeBytes(of: 0x23, toByteOffset: 0, as: UInt8.self)
-                buffer.storeBytes(of: (UInt64(b) << 8 | UInt64(k) | 1 << 63).bigEndian, toByteOffset: 40, as: UInt64.self)
-                sendBatch.commit(length: 48, to: target)
+                let header = NTPMutableHeaderBytes(unsafeStart: sendBatch.nextBuffer()!.baseAddress!)
+                header.bytes.initializeMemory(as: UInt8.self, repeating: 0)
+                header.setFirstByte(leapIndicatorBits: 0, version: 4, modeBits: NTPMode.client.rawValue)
+                header.setTimestamp(NTPTimestamp(rawValue: UInt64(b) << 8 | UInt64(k) | 1 << 63), at: NTPHeaderLayout.transmitTimestampOffset)
+                sendBatch.commit(length: NTPHeaderLayout.byteCount, to: target)
             }
             _ = try? sendBatch.send(on: client)
-            let x = xBatch.nextBuffer()!.baseAddress!
-            x.initializeMemory(as: UInt8.self, repeating: 0, count: 48)
-            x.storeBytes(of: 0x23, toByteOffset: 0, as: UInt8.self)
-            x.storeBytes(of: lastReceive.bigEndian, toByteOffset: 24, as: UInt64.self)
-            x.storeBytes(of: UInt64(b &+ 3).bigEndian, toByteOffset: 32, as: UInt64.self)
-            x.storeBytes(of: UInt64(b &+ 1_000_000).bigEndian, toByteOffset: 40, as: UInt64.self)
-            xBatch.commit(length: 48, to: target)
+            let x = NTPMutableHeaderBytes(unsafeStart: xBatch.nextBuffer()!.baseAddress!)
+            x.bytes.initializeMemory(as: UInt8.self, repeating: 0)
+            x.setFirstByte(leapIndicatorBits: 0, version: 4, modeBits: NTPMode.client.rawValue)
+            x.setTimestamp(NTPTimestamp(rawValue: lastReceive), at: NTPHeaderLayout.originTimestampOffset)
+            x.setTimestamp(NTPTimestamp(rawValue: UInt64(b &+ 3)), at: NTPHeaderLayout.receiveTimestampOffset)
+            x.setTimestamp(NTPTimestamp(rawValue: UInt64(b &+ 1_000_000)), at: NTPHeaderLayout.transmitTimestampOffset)
+            xBatch.commit(length: NTPHeaderLayout.byteCount, to: target)
             _ = try? xBatch.send(on: xclient)
             var got = 0
             while got < 32 {
@@ -118,10 +119,9 @@ func runServerBenchmark(_ arguments: [String]) -> Int32 {
             }
             if (try? receiveBatch.receive(on: xclient)) ?? 0 > 0 {
                 let bytes = receiveBatch.bytes(at: 0)
-                if bytes.count == 48 {
-                    let origin = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
-                    if origin == UInt64(b &+ 3) { interleavedSeen += 1 }
-                    lastReceive = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 32, as: UInt64.self))
+                if bytes.count == NTPHeaderLayout.byteCount, let header = NTPHeaderBytes(bytes) {
+                    if header.originTimestamp.rawValue == UInt64(b &+ 3) { interleavedSeen += 1 }
+                    lastReceive = header.receiveTimestamp.rawValue
                     got += 1
                 }
             }

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import NTPPacket
 import KernelStamps
 import Randomness
@@ -138,20 +135,17 @@ public func runLoad(_ configuration: LoadConfiguration) throws(LabError) -> Load
             let count = (try? receiveBatch.receive(on: socket)) ?? 0
             if count == 0 { return }
             for i in 0..<count {
-                let bytes = receiveBatch.bytes(at: i)
-                guard bytes.count >= NTPHeader.byteCount, receiveBatch.sourceAddress(at: i) == target,
-                      bytes[0] & 0x7 == NTPMode.server.rawValue else { report.rejected &+= 1; continue }
-                let origin = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+                guard let header = NTPHeaderBytes(receiveBatch.bytes(at: i)), receiveBatch.sourceAddress(at: i) == target,
+                      header.modeBits == NTPMode.server.rawValue else { report.rejected &+= 1; continue }
+                let origin = header.originTimestamp.rawValue
                 let ring = rings[index]
                 let slot = Int(origin & UInt64(OutstandingRing.size - 1))
                 guard origin != 0, ring.values[slot] == origin else { report.rejected &+= 1; continue }
                 ring.values[slot] = 0
                 outstanding -= 1
-                if bytes[1] == 0 { report.kisses &+= 1; continue }
+                if header.stratum == 0 { report.kisses &+= 1; continue }
                 report.answered &+= 1
-                let receive = NTPTimestamp(rawValue: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 32, as: UInt64.self)))
-                let transmit = NTPTimestamp(rawValue: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 40, as: UInt64.self)))
-                let delay = transmit.nanoseconds(since: receive)
+                let delay = header.transmitTimestamp.nanoseconds(since: header.receiveTimestamp)
                 if delay < 0 { report.negativeServerDelays &+= 1 }
                 histogram.add(delay)
             }
@@ -187,11 +181,11 @@ public func runLoad(_ configuration: LoadConfiguration) throws(LabError) -> Load
                 var transmit = (random.next() & ~UInt64(OutstandingRing.size - 1)) | slot
                 if transmit == 0 { transmit = 1 << 32 }
                 ring.values[Int(slot)] = transmit
-                let raw = buffer.baseAddress!
-                raw.initializeMemory(as: UInt8.self, repeating: 0, count: NTPHeader.byteCount)
-                raw.storeBytes(of: 0x23, toByteOffset: 0, as: UInt8.self) // LI 0, v4, mode 3
-                raw.storeBytes(of: 6, toByteOffset: 2, as: UInt8.self)
-                raw.storeBytes(of: transmit.bigEndian, toByteOffset: 40, as: UInt64.self)
+                let request = NTPMutableHeaderBytes(unsafeStart: buffer.baseAddress!)
+                request.bytes.initializeMemory(as: UInt8.self, repeating: 0)
+                request.setFirstByte(leapIndicatorBits: NTPLeapIndicator.noWarning.rawValue, version: 4, modeBits: NTPMode.client.rawValue)
+                request.setPoll(6)
+                request.setTimestamp(NTPTimestamp(rawValue: transmit), at: NTPHeaderLayout.transmitTimestampOffset)
                 batch.commit(length: NTPHeader.byteCount, to: target)
             }
             let filled = batch.count
@@ -206,8 +200,7 @@ public func runLoad(_ configuration: LoadConfiguration) throws(LabError) -> Load
         client = (client + 1) % clientCount
         if budget == 0 && configuration.ratePerSecond > 0 {
             // Paced: sleep a little until the next request is due.
-            var pause = timespec(tv_sec: 0, tv_nsec: 50_000)
-            nanosleep(&pause, nil)
+            sleepNanoseconds(50_000)
         }
     }
     let measuredEnd = monotonicRawNanoseconds()
@@ -215,8 +208,7 @@ public func runLoad(_ configuration: LoadConfiguration) throws(LabError) -> Load
     let drainEnd = measuredEnd &+ 100_000_000
     while monotonicRawNanoseconds() < drainEnd {
         for index in 0..<clientCount { receiveAll(index) }
-        var pause = timespec(tv_sec: 0, tv_nsec: 1_000_000)
-        nanosleep(&pause, nil)
+        sleepNanoseconds(1_000_000)
     }
     report.durationNanoseconds = measuredEnd &- start
     report.serverDelayMedianNanoseconds = histogram.quantile(0.5)

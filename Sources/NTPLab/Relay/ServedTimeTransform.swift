@@ -2,7 +2,7 @@ import NTPPacket
 
 /// A known transform of the time a client is served: server true time → served time.
 ///
-/// Why (issue 5): chronyd's clock cannot be transformed, so a scenario that changes the
+/// Why: chronyd's clock cannot be transformed, so a scenario that changes the
 /// client's clock (skew, erratic rate, migration) is applied instead to the time each client
 /// is served, which puts both clients in the same relative situation. The relay rewrites the
 /// server's receive and transmit timestamps by this function; truth follows it, so the lab
@@ -72,8 +72,9 @@ public struct ServedTimeTransform: Sendable, Equatable {
 /// Rewriting a server's response on the wire (RFC 5905 §7.3 layout).
 public enum ServedTimeRewriter {
     /// Byte offsets of the timestamps the server sets: reference, receive, transmit.
-    /// The origin timestamp (24) is the client's own and stays.
-    static let serverTimestampOffsets = [16, 32, 40]
+    /// The origin timestamp is the client's own and stays.
+    static let serverTimestampOffsets = [NTPHeaderLayout.referenceTimestampOffset, NTPHeaderLayout.receiveTimestampOffset,
+                                         NTPHeaderLayout.transmitTimestampOffset]
 
     /// Rewrites the reference, receive and transmit timestamps of a server-mode (4) or
     /// broadcast (5) packet by `transform`, each at its own value; zero fields stay zero.
@@ -84,18 +85,15 @@ public enum ServedTimeRewriter {
     @discardableResult
     public static func rewrite(_ packet: UnsafeMutableRawBufferPointer, by transform: ServedTimeTransform,
                                pivotUnixNanoseconds: Int64) -> Bool {
-        guard packet.count >= 48 else { return false }
-        let mode = packet[0] & 0x07
-        guard mode == 4 || mode == 5 else { return false }
+        guard let header = NTPMutableHeaderBytes(packet) else { return false }
+        let mode = header.reading.modeBits
+        guard mode == NTPMode.server.rawValue || mode == NTPMode.broadcast.rawValue else { return false }
         for offset in serverTimestampOffsets {
-            var raw: UInt64 = 0
-            for k in 0..<8 { raw = raw << 8 | UInt64(packet[offset + k]) }
-            guard raw != 0 else { continue }
-            let stamp = NTPTimestamp(rawValue: raw)
+            let stamp = header.reading.timestamp(at: offset)
+            guard stamp.rawValue != 0 else { continue }
             let unix = stamp.unixNanoseconds(nearestTo: pivotUnixNanoseconds)
             let correction = transform.correctionNanoseconds(atServerUnixNanoseconds: unix)
-            raw = raw &+ ntpUnits(ofNanoseconds: correction)
-            for k in 0..<8 { packet[offset + k] = UInt8(truncatingIfNeeded: raw >> (56 - 8 * UInt64(k))) }
+            header.setTimestamp(NTPTimestamp(rawValue: stamp.rawValue &+ ntpUnits(ofNanoseconds: correction)), at: offset)
         }
         return true
     }
