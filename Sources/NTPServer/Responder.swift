@@ -16,8 +16,9 @@ public enum DropReason: UInt8, Sendable, CaseIterable {
     case rateLimited
 }
 
-/// The fields of a valid client request that the response depends on.
-public struct ClientRequest: Sendable, Equatable {
+/// The fields of a client request that passed `NTPResponder.examine`: all the response
+/// depends on. (Building a request to send is the client's `ClientRequest`.)
+public struct ExaminedRequest: Sendable, Equatable {
     public var version: UInt8
     public var poll: Int8
     public var originTimestamp: NTPTimestamp
@@ -59,7 +60,7 @@ public enum NTPResponder {
     /// configured and NTS (RFC 8915) is not supported, so the client's check of the
     /// authenticator fails, as it should, rather than the server echoing unverified fields.
     @inline(__always)
-    public static func examine(_ request: UnsafeRawBufferPointer) -> Result<ClientRequest, DropReasonError> {
+    public static func examine(_ request: UnsafeRawBufferPointer) -> Result<ExaminedRequest, DropReasonError> {
         let length = request.count
         guard length > 0 else { return .failure(DropReasonError(.malformed)) }
         let mode = NTPHeaderLayout.modeBits(ofFirstByte: request[NTPHeaderLayout.leapVersionModeOffset])
@@ -71,7 +72,7 @@ public enum NTPResponder {
         if length > NTPHeader.byteCount {
             do throws(NTPPacketError) { _ = try NTPParsedPacket(parsing: request) } catch { return .failure(DropReasonError(.malformed)) }
         }
-        return .success(ClientRequest(
+        return .success(ExaminedRequest(
             version: version,
             poll: header.poll,
             originTimestamp: header.originTimestamp,
@@ -84,7 +85,7 @@ public enum NTPResponder {
     /// bytes) and returns 48. For `.basic` and `.rateKiss` the transmit field is left zero for
     /// `patchTransmitTimestamp`; `.interleaved` carries its final transmit field.
     @inline(__always)
-    public static func writeResponse(to request: ClientRequest, kind: ResponseKind, receiveTimestamp: NTPTimestamp,
+    public static func writeResponse(to request: ExaminedRequest, kind: ResponseKind, receiveTimestamp: NTPTimestamp,
                                      state: ServerState, into buffer: UnsafeMutableRawPointer) -> Int {
         var leap = state.leapIndicator.rawValue
         var stratum = state.stratum

@@ -113,7 +113,7 @@ public final class ServerCore: @unchecked Sendable {
     public func handle(request: UnsafeRawBufferPointer, source: SocketAddress.Key, receiveTimestamp receive: NTPTimestamp,
                        nowMonotonicNanoseconds: Int64, response: UnsafeMutableRawPointer) -> HandleOutcome {
         counters.received &+= 1
-        let parsed: ClientRequest
+        let parsed: ExaminedRequest
         switch NTPResponder.examine(request) {
         case .success(let value): parsed = value
         case .failure(let error):
