@@ -1,5 +1,5 @@
-// libFuzzer harness for the client's response validation (NTPClient.validateResponse),
-// issue 6. Each input is one datagram arriving at a client whose outstanding request
+// libFuzzer harness for the client's response validation (NTPClient.validateResponse).
+// Each input is one datagram arriving at a client whose outstanding request
 // carried the transmit timestamp below (make-seeds.py rewrites captured responses to echo
 // it). Invariants:
 // - a datagram that validates really answers the outstanding request: right address and

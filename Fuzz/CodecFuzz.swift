@@ -1,4 +1,4 @@
-// libFuzzer harness for the NTPPacket codec (issue 6). Built by scripts/fuzz with
+// libFuzzer harness for the NTPPacket codec. Built by scripts/fuzz with
 // `swiftc -sanitize=fuzzer,address`. Invariants checked on every input:
 // - parsing never traps (ASan/overflow traps are crashes);
 // - every 48+ byte input decodes as a header and re-encodes to the same 48 bytes

@@ -1,5 +1,5 @@
-// libFuzzer harness for the server's request→response path (ServerCore + NTPResponder),
-// issue 6. Each input is one datagram, handled by a fresh ServerCore as a client would send
+// libFuzzer harness for the server's request→response path (ServerCore + NTPResponder).
+// Each input is one datagram, handled by a fresh ServerCore as a client would send
 // it: once, then 20 more times at the same instant from the same address (rate limit: kiss,
 // then drops), then as an RFC 9769 follow-up (origin = our last receive) from a second
 // address after a TX stamp was stored (interleaved path). Invariants on every answer:

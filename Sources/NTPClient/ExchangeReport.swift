@@ -14,7 +14,7 @@ public struct ExchangeReport: Sendable, Equatable {
     public enum Outcome: String, Sendable {
         /// The filter used the stamp.
         case accepted
-        /// A valid response the filter refused (feedforward-spec §2).
+        /// A valid response the filter refused (docs/feedforward.md §2).
         case filterRejected = "filter-rejected"
         /// No valid response before the timeout: the clock runs on, its bound grows.
         case timedOut = "timeout"

@@ -6,7 +6,7 @@ import NTPPacket
 public struct ExchangeResult: Sendable, Equatable {
     public var response: ServerResponse
     /// Raw counter (CLOCK_MONOTONIC_RAW ns) when the request left and the response arrived
-    /// (feedforward-spec §1–§2): kernel stamps moved from CLOCK_REALTIME into the raw domain
+    /// (docs/feedforward.md §1–§2): kernel stamps moved from CLOCK_REALTIME into the raw domain
     /// with a `ClockDomainShift` measured right after the syscall.
     public var ta: Int64
     public var tf: Int64

@@ -1,4 +1,4 @@
-/// When to poll (feedforward-spec §8.4): a start-up burst of `burstCount` exchanges
+/// When to poll (docs/feedforward.md §8.4): a start-up burst of `burstCount` exchanges
 /// `burstInterval` apart (never slower than the poll itself), then every poll period.
 /// A RATE kiss doubles the poll period (RFC 5905 §7.4), up to `maximumPollSeconds`.
 public struct PollSchedule: Sendable, Equatable {

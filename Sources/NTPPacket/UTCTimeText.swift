@@ -1,4 +1,5 @@
-/// The one place that turns a time into text (DESIGN.md: one way to do each thing).
+/// The one place that turns a time into text (one way to do each thing, so every tool's
+/// times read alike).
 /// Integer civil-from-days arithmetic (H. Hinnant's algorithm), proleptic Gregorian calendar,
 /// no leap seconds, no Foundation. Not for hot paths: it builds Strings.
 public enum UTCTimeText {

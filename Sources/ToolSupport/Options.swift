@@ -2,8 +2,8 @@
 import Glibc
 #endif
 
-/// The one option parser of stratumd, ntpclient and ntplab (DESIGN.md: "one option parser
-/// for the three tools"). GNU-style long options: `--name value`, `--name=value`, flags,
+/// The one option parser of stratumd, ntpclient, ntplab and ntpbench, so every tool reads
+/// its command line the same way. GNU-style long options: `--name value`, `--name=value`, flags,
 /// `--` ends options; `-h` and `--help`, `--version` are built in. Unknown options and
 /// missing or malformed values are usage errors (exit status 2) whose message says what to do.
 public struct OptionSpec: Sendable {
@@ -201,7 +201,7 @@ extension ToolDescription {
     }
 }
 
-/// Exit statuses shared by the tools (DESIGN.md): 0 success, 1 runtime failure, 2 usage error.
+/// Exit statuses shared by the tools: 0 success, 1 runtime failure, 2 usage error.
 public enum ExitStatus: Int32, Sendable {
     case success = 0
     case failure = 1

@@ -1,5 +1,5 @@
 // `ntpbench filter`: time and heap allocations of one FeedforwardClock update (one stamp
-// through `process`) at poll 16 s with the 7-day history full (feedforward-spec §3).
+// through `process`) at poll 16 s with the 7-day history full (docs/feedforward.md §3).
 import CMallocCounter
 import FeedforwardClock
 import Randomness

@@ -5,7 +5,7 @@ import NTPLab
 import ToolSupport
 
 /// `ntplab simulate`: runs scenarios through the feedforward filter in simulated time and
-/// prints lab-scenarios.md's figures (a text table, `--json`, `--svg`).
+/// prints the lab's figures (a text table, `--json`, `--svg`).
 private let simulateTool = ToolDescription(
     name: "ntplab simulate",
     synopsis: [

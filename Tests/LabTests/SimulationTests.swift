@@ -2,7 +2,8 @@ import XCTest
 @testable import NTPLab
 
 /// Every scenario in simulation for a simulated day, asserting the figures its doc comment
-/// promises (issue 5, "CI"). One test per scenario so a failure names it.
+/// promises, so a change that makes the filter worse fails CI. One test per scenario so a
+/// failure names it.
 final class ScenarioPromiseTests: XCTestCase {
     private func assertPromises(_ scenario: Scenario, days: Double = 1, file: StaticString = #filePath, line: UInt = #line) {
         let result = SimulationRunner.run(scenario.with(days: days), sampling: SamplingOptions(keepSamplesForPlot: false))
@@ -69,7 +70,7 @@ final class ScenarioPromiseTests: XCTestCase {
 final class SimulationRunnerTests: XCTestCase {
     /// A network with no queueing and a known asymmetry: the only error left is half the
     /// asymmetry, with the sign of forward − backward (the client puts the server's stamps
-    /// at the midpoint of the round trip, seed 001). Checks the runner's truth bookkeeping.
+    /// at the midpoint of the round trip, RFC 5905 §8). Checks the runner's truth bookkeeping.
     func testErrorOnAQuietPathIsHalfTheAsymmetry() {
         var scenario = Scenario.lanStratum1.with(days: 0.25)
         scenario.configuration.network = NetworkParameters(

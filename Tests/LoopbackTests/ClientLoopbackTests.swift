@@ -89,7 +89,7 @@ final class ClientLoopbackTests: XCTestCase {
         try runChildProcess(url.path, arguments)
     }
 
-    /// The acceptance checks of issue 4 on one `ntpclient --poll 1 --count 20 --json` run.
+    /// What a working client shows on one `ntpclient --poll 1 --count 20 --json` run.
     func assertClientTracksServer(_ address: SocketAddress, label: String, publishPath: String? = nil) throws {
         let client = try executable("ntpclient")
         let publish = publishPath.map { ["--publish", $0] } ?? []
@@ -138,7 +138,7 @@ final class ClientLoopbackTests: XCTestCase {
         try assertClientTracksServer(address, label: "stratumd", publishPath: path)
 
         // The dependent clock: another reader of the published parameters tells the same time,
-        // within its bound, with no filter of its own (feedforward-spec §7).
+        // within its bound, with no filter of its own (docs/feedforward.md §7).
         let now = try PublishedClockReader(path: path).read()
         let realtime = realtimeNanoseconds()
         XCTAssertEqual(now.parameters.stampCount, 20)

@@ -2,7 +2,7 @@ import XCTest
 import KernelStamps
 import NTPLab
 
-/// The live lab (issue 5, "CI"): one short lan-stratum1 run with real sockets on loopback,
+/// The live lab in CI: one short lan-stratum1 run with real sockets on loopback,
 /// and the check that the lab reads chronyd's clock with the right meaning and sign.
 final class LabLiveTests: XCTestCase {
     // MARK: pure parts
@@ -79,7 +79,7 @@ final class LabLiveTests: XCTestCase {
 
     // MARK: live
 
-    /// CI's live run (issue 5): a minute of lan-stratum1 at poll 1 s through the relay.
+    /// CI's live run: a minute of lan-stratum1 at poll 1 s through the relay.
     /// Asserts, on samples after the first 10 s (the start-up burst and the filter's first
     /// rate estimate): p99 |error| under 150 µs, and the published bound covering the true
     /// error at every sample, between exchanges included.

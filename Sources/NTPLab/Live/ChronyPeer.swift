@@ -3,7 +3,8 @@ import Glibc
 #endif
 import KernelStamps
 
-/// chronyd as a second client (issue 5, `--compare chrony`): `chronyd -x -d` (never `-x`
+/// chronyd as a second client, so a live run compares our filter with a widely used
+/// client on the same path (`--compare chrony`): `chronyd -x -d` (never `-x`
 /// less: it must not touch the clock) with a configuration in a private temporary directory,
 /// polling one server at a fixed poll, serving nobody (`port 0`), answering `tracking` on a
 /// private command port on 127.0.0.1, logging tracking/measurements/statistics there too.

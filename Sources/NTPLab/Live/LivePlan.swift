@@ -1,13 +1,14 @@
 import NTPClient
 import Randomness
 
-/// A scenario turned into what a live run does on loopback (lab-scenarios.md, "live").
+/// A scenario turned into what a live run does on loopback, with real sockets and the
+/// host clock as ground truth.
 ///
 /// How each model becomes real:
 /// - **Network** (delays, loss, bursts, spikes, level shifts, outages): the impairment relay
 ///   applies it to real packets, one relay per client, same seed, same time zero.
 /// - **Client clock** (vm-skew, erratic-rate, migration): chronyd's clock cannot be
-///   transformed, so the change is applied to the time *served* instead (issue 5): each
+///   transformed, so the change is applied to the time *served* instead: each
 ///   relay rewrites the server's timestamps by `ServedTimeTransform`, which puts both clients
 ///   in the same relative situation. A counter running fast by s is served time at rate
 ///   1/(1+s); a counter jump of +J is a served jump of −J. Truth follows the transform: a

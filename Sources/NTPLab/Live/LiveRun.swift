@@ -73,7 +73,7 @@ public struct LiveOptions: Sendable {
     public init() {}
 }
 
-/// Runs a `LivePlan` with real sockets on loopback (lab-scenarios.md, "live").
+/// Runs a `LivePlan` with real sockets on loopback.
 ///
 /// In-process, not child processes: the server is `ServingLoop` and the client `ClientRunner`,
 /// the very code `stratumd` and `ntpclient` are thin shells over, each on its own threads.

@@ -20,7 +20,8 @@ public struct FigureOptions: Sendable, Equatable {
     public var warmupNanoseconds: Int64 = 0
     /// Samples this long after each event are left out of the steady state.
     public var eventExclusionNanoseconds: Int64 = 6 * Span.hour
-    /// Recovery: |error| back within this multiple of the steady-state p99 (lab-scenarios.md: 2).
+    /// Recovery: |error| back within this multiple of the steady-state p99 (2: back in the
+    /// steady state's range, not merely smaller).
     public var recoveryFactor: Double = 2
     /// A floor for the recovery threshold, so a near-perfect steady state is not a
     /// threshold of a few nanoseconds.
@@ -41,9 +42,9 @@ public struct Recovery: Sendable, Equatable {
     public var recoveryNanoseconds: Int64?
 }
 
-/// The figures of lab-scenarios.md: |error| median, IQR, p99, max; share inside the
-/// published bound; recovery after each event. Also the signed median and IQR, the way
-/// seed 001 reports RADclock ("Med: −2.5, IQR: 9.3" µs).
+/// The lab's figures: |error| median, IQR, p99, max; share inside the published bound;
+/// recovery after each event. Also the signed median and IQR, the way RADclock's own
+/// evaluations report its error (median −2.5 µs, IQR 9.3 µs on a quiet LAN).
 /// Quantiles interpolate linearly between order statistics (Hyndman–Fan type 7).
 /// With no samples every figure is 0 and `sampleCount` says so.
 public struct Figures: Sendable, Equatable {

@@ -3,7 +3,8 @@ import Glibc
 #endif
 import KernelStamps
 
-/// The NTPLab module's one error type (DESIGN.md): what failed, in words a person can act on.
+/// The NTPLab module's one error type: what failed, in words a person can act on (one clear
+/// line per error, as every tool prints them).
 public struct LabError: Error, CustomStringConvertible, Equatable, Sendable {
     public let message: String
     public init(_ message: String) { self.message = message }

@@ -2,7 +2,7 @@ import Randomness
 
 /// Bursty queueing: a two-state (on/off) process with exponential dwell times; while on,
 /// each packet waits an extra heavy-tailed (Lomax) time. Models cross traffic arriving in
-/// bursts, the "load, noise" of seed 001's loaded guests.
+/// bursts, the load and noise that loaded virtual-machine guests see.
 public struct BurstParameters: Sendable, Equatable {
     public var meanOnNanoseconds: Int64
     public var meanOffNanoseconds: Int64
@@ -79,7 +79,8 @@ public struct NetworkParameters: Sendable, Equatable {
         self.outages = outages
     }
     /// Path asymmetry at true time t: forward minus backward minimum delay. An offset
-    /// estimate is biased by half of it, and no exchange can observe it (seed 001).
+    /// estimate is biased by half of it, and no exchange can observe it (RFC 5905 §8: the
+    /// offset is exact only on a symmetric path).
     public func asymmetryNanoseconds(atTrueNanoseconds t: Int64) -> Int64 {
         let minimum = minimumDelays(atTrueNanoseconds: t)
         return minimum.forward - minimum.backward

@@ -25,7 +25,7 @@ public struct LabInterval: Sendable, Equatable {
 }
 
 /// The counter's rate switching among several values at random times, as a guest's TSC
-/// does when the host scales CPU frequency (seed 002: powernowd on the host).
+/// does when the host scales its CPU frequency (powernowd on the host).
 public struct ErraticRate: Sendable, Equatable {
     /// Fractional rate errors (rate − 1) to choose among, uniformly at each switch.
     public var rateErrors: [Double]
@@ -38,7 +38,8 @@ public struct ErraticRate: Sendable, Equatable {
 }
 
 /// A live migration: the guest pauses (blackout), then resumes on another host whose
-/// counter differs by a constant and runs at another rate (seeds 001, 003, 004).
+/// counter differs by a constant and runs at another rate (Xen, propolis and KVM all move
+/// a guest's TSC this way).
 public struct Migration: Sendable, Equatable {
     /// When the guest pauses.
     public var atNanoseconds: Int64

@@ -42,7 +42,7 @@ public struct PlotSeries: Sendable {
     }
 }
 
-/// Our own SVG writer for error against time, like the seed paper's plots: the error as
+/// Our own SVG writer for error against time, like RADclock's published plots: the error as
 /// a line, ±maxError as a translucent band, axes with nice ticks, a legend, a title,
 /// dashed markers at events. Long series are reduced per pixel column to their minimum
 /// and maximum, so a week at poll 16 still makes a file of a few hundred kilobytes.

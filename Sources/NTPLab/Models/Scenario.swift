@@ -1,4 +1,4 @@
-/// A moment after which the figures measure a recovery (lab-scenarios.md, "Figures").
+/// A moment after which the figures measure a recovery (a step, a migration, an outage's end).
 public struct LabEvent: Sendable, Equatable {
     public var name: String
     public var atNanoseconds: Int64
@@ -13,9 +13,10 @@ public struct LabEvent: Sendable, Equatable {
 }
 
 /// The figures a scenario promises for a simulated day (or more) at poll 16 s and its own
-/// seed, asserted by LabTests (issue 5, "CI"); nil means "not promised". Each promise is
-/// what the filter measurably achieves, with margin (the numbers in each scenario's doc
-/// comment are `ntplab simulate` at seeds 5–16 and over a week).
+/// random seed, asserted by LabTests so that a change that makes the filter worse fails CI;
+/// nil means "not promised". Each promise is what the filter measurably achieves, with
+/// margin (the numbers in each scenario's doc comment are `ntplab simulate` at random seeds
+/// 5–16 and over a week).
 public struct PromisedFigures: Sendable, Equatable {
     public var medianAbsErrorAtMostNanoseconds: Int64? = nil
     public var iqrAbsErrorAtMostNanoseconds: Int64? = nil
@@ -54,11 +55,11 @@ public enum ErrorReference: String, Sendable, Equatable {
     case server
 }
 
-/// One of lab-scenarios.md's situations, with its exact numbers and their source.
+/// One situation a client meets in practice, with its exact numbers and where they come from.
 public struct Scenario: Sendable, Equatable {
     public var name: String
     public var summary: String
-    /// The seed passage the numbers come from.
+    /// Where the numbers come from: the observation the scenario reproduces.
     public var source: String
     public var configuration: SimulationConfiguration
     public var events: [LabEvent]
@@ -95,22 +96,22 @@ public struct Scenario: Sendable, Equatable {
 
     public static func named(_ name: String) -> Scenario? { all.first { $0.name == name } }
 
-    /// Every scenario of lab-scenarios.md, in its table's order (vm-skew in two strengths).
+    /// Every scenario, from the quiet LAN to the server step (vm-skew in two strengths).
     public static let all: [Scenario] = [
         lanStratum1, loadedLAN, vmSkew, vmSkew5, erraticRate, migration, serverOutage, routeChange, serverStep,
     ]
 
     // MARK: - The scenarios
 
-    /// Seed 001, "Ideal Setup": "Quality Stratum-1 time-server; client is on the same LAN,
-    /// lightly loaded, barely any traffic; constrained and small polling period: 16 sec";
-    /// RADclock on it: "Med: −2.5 / 3.4 [µs], IQR: 9.3 / 9.5 [µs]". DomU RTTs in the same
-    /// seed are 100–200 µs. Hence: min RTT 150 µs (70 µs out, 80 µs back: 10 µs of
+    /// The best case measured for RADclock under Xen: a quality stratum-1 server on the same
+    /// LAN, lightly loaded, barely any traffic, a 16 s poll; RADclock's error there had a
+    /// median of −2.5 to 3.4 µs and an IQR of 9.3 to 9.5 µs, and a Xen guest (DomU) saw
+    /// RTTs of 100–200 µs. Hence: min RTT 150 µs (70 µs out, 80 µs back: 10 µs of
     /// asymmetry), 5 µs mean exponential queueing, rare short bursts, 0.1% loss; a few-PPM
     /// oscillator ("counters drift, temperature driven") with slow wander and a daily cycle.
     ///
     /// Promised (a day or a week): median |error| ≤ 8 µs, IQR of |error| ≤ 6 µs (signed IQR
-    /// measured 3.6–4.0 µs: seed 001's "IQR under 10 µs"), p99 ≤ 15 µs, max ≤ 30 µs, |error|
+    /// measured 3.6–4.0 µs: RADclock's IQR under 10 µs on such a LAN), p99 ≤ 15 µs, max ≤ 30 µs, |error|
     /// inside maxError 100% of the time. Measured: median 5.1, IQR 3.4, p99 9.0, max 10.1 µs
     /// (median maxError 97.5 µs); the median is the −5 µs bias of the 10 µs path asymmetry,
     /// which no exchange can see.
@@ -121,19 +122,19 @@ public struct Scenario: Sendable, Equatable {
         c.oscillator = stableOscillator
         c.network = lanNetwork
         return Scenario(name: "lan-stratum1", summary: "stratum-1 server one LAN hop away, light load, poll 16 s",
-                        source: "seed 001: Ideal Setup, 16 s polling, RADclock IQR 9.3 µs; DomU RTT 100–200 µs",
+                        source: "RADclock under Xen, ideal setup: stratum-1 on the LAN, 16 s polling, IQR 9.3 µs; DomU RTT 100–200 µs",
                         configuration: c,
                         promised: .micro(median: 8, iqr: 6, p99: 15, max: 30, inside: 1))
     }()
 
-    /// Seed 001, "DomU with some load, variable polling period, guest churn", where ntpd's
-    /// error reached ±5000 µs, and its "Noise Overhead of Xen and Guests" (host RTT grows
-    /// from 30–70 µs native to 100–200 µs with four guests). Hence: the LAN of lan-stratum1
+    /// A Xen guest (DomU) with some load, a variable poll and guests coming and going, where
+    /// ntpd's error reached ±5000 µs; the hypervisor and the other guests add noise (the RTT
+    /// grows from 30–70 µs native to 100–200 µs with four guests). Hence: the LAN of lan-stratum1
     /// plus 40 µs mean queueing, bursts on 30 s / off 2 min with a Lomax tail (scale 100 µs,
     /// shape 1.2, capped at 20 ms) in both directions, and 0.5% of packets delayed 2–8 ms.
     ///
     /// Promised: median |error| ≤ 8 µs, p99 ≤ 30 µs, max ≤ 250 µs, inside maxError 100%.
-    /// Measured: median 5.4, p99 17.2, max 80 µs (max 51–121 µs over seeds 11–16): queueing
+    /// Measured: median 5.4, p99 17.2, max 80 µs (max 51–121 µs over random seeds 11–16): queueing
     /// only lengthens RTTs, and the filter weights stamps by their distance from the minimum.
     public static let loadedLAN: Scenario = {
         var c = SimulationConfiguration()
@@ -150,13 +151,13 @@ public struct Scenario: Sendable, Equatable {
             c.network[keyPath: path].spikes = spikes
         }
         return Scenario(name: "loaded-lan", summary: "the LAN with heavy bursty queueing both ways and multi-ms spikes",
-                        source: "seed 001: loaded DomU with guest churn (ntpd ±5000 µs); RTT 100–200 µs with 4 guests",
+                        source: "loaded Xen DomU with guest churn (ntpd ±5000 µs); RTT 100–200 µs with 4 guests",
                         configuration: c,
                         promised: .micro(median: 8, p99: 30, max: 250, inside: 1))
     }()
 
-    /// Seed 002: "We were still gaining two minutes for every ten minutes of wall clock
-    /// time": a constant skew of 120/600 = +20%. Applied to the client's raw counter
+    /// A VMware guest that kept gaining two minutes for every ten minutes of wall-clock
+    /// time: a constant skew of 120/600 = +20%. Applied to the client's raw counter
     /// (in live runs, by the relay's inverse transform of the served stamps).
     ///
     /// Promised: median |error| ≤ 8 µs, p99 ≤ 15 µs, max ≤ 400 ms, inside maxError 100%.
@@ -171,14 +172,13 @@ public struct Scenario: Sendable, Equatable {
         c.oscillator.skew = 0.2
         c.network = lanNetwork
         return Scenario(name: "vm-skew", summary: "client counter runs 20% fast (2 min per 10 min)",
-                        source: "seed 002: VMware guest gaining two minutes for every ten minutes",
+                        source: "VMware guest gaining two minutes for every ten minutes",
                         configuration: c,
                         promised: .micro(median: 8, p99: 15, max: 400_000, inside: 1))
     }()
 
-    /// Seed 000: Hyper-V guests whose time "would skew more than a few minutes in the
-    /// space of 1 hour", beyond ntpd's reach (it "only updates the clock if it's within
-    /// 128ms"; ntpd's frequency limit is 500 PPM). Three minutes an hour is +5%.
+    /// Hyper-V guests whose time skewed by more than a few minutes in an hour, beyond
+    /// ntpd's reach (it steps only within 128 ms, and its frequency limit is 500 PPM). Three minutes an hour is +5%.
     ///
     /// Promised: median |error| ≤ 8 µs, p99 ≤ 15 µs, max ≤ 100 ms (the first 1.5 s, as in
     /// vm-skew), inside maxError 100%. Measured: median 5.0, p99 8.9 µs, max 75 ms.
@@ -187,19 +187,19 @@ public struct Scenario: Sendable, Equatable {
         c.seed = 4
         c.oscillator.skew = 0.05
         return Scenario(name: "vm-skew-5", summary: "client counter runs 5% fast (3 min per hour)",
-                        source: "seed 000: Hyper-V skew of more than a few minutes per hour; ntpd's 128 ms / 500 PPM limits",
+                        source: "Hyper-V guest skew of more than a few minutes per hour; ntpd's 128 ms / 500 PPM limits",
                         configuration: c,
                         promised: .micro(median: 8, p99: 15, max: 100_000, inside: 1))
     }()
 
-    /// Seed 002: powernowd on the host "randomly decides how many cylinders to fire":
-    /// the guest's counter rate follows the host CPU's frequency. Rates switch uniformly
+    /// powernowd on the host scales the CPU's frequency as it sees fit, and a hosted guest's
+    /// counter rate follows it. Rates switch uniformly
     /// among +0%, +10%, +20% and +35% with a 10-minute mean dwell (our choice of values;
-    /// the seed's net gain of 2 min per 10 min lies inside their range).
+    /// the VMware guest's net gain of 2 min per 10 min lies inside their range).
     ///
     /// Promised: median |error| ≤ 8 µs, p99 ≤ 8 s, max ≤ 30 s, inside maxError ≥ 99%.
     /// Measured: median 5.2 µs, p99 5.6 s, max 15 s; 100.00% inside (1 sample out of 21 625;
-    /// 99.95–100% over seeds 10–16; was 95.5% before the filter aged its bound at observed
+    /// 99.95–100% over random seeds 10–16; was 95.5% before the filter aged its bound at observed
     /// rate jumps). What no filter can avoid: a rate jump of up to 35% lands between two
     /// stamps, so the error grows at up to 0.35 s/s until stamps show it (seconds per poll);
     /// the filter declares a rate change three stamps later and is back within µs. The bound
@@ -215,15 +215,15 @@ public struct Scenario: Sendable, Equatable {
         c.oscillator.erratic = ErraticRate(rateErrors: [0, 0.10, 0.20, 0.35], meanDwellNanoseconds: 10 * Span.minute)
         c.network = lanNetwork
         return Scenario(name: "erratic-rate", summary: "counter rate switches among +0/10/20/35% at random times",
-                        source: "seed 002: powernowd scaling the host CPU under a hosted VM",
+                        source: "powernowd scaling the host CPU under a hosted VM",
                         configuration: c,
                         promised: .micro(median: 8, p99: 8_000_000, max: 30_000_000, inside: 0.99))
     }()
 
-    /// Seeds 001 ("Migration Shock"; a migrated guest's clock off by up to 250 µs; "host
-    /// asymmetry will change, result in small clock jump"), 003 (propolis moves the guest
-    /// TSC across hosts after a blackout window) and 004 (the guest TSC on the new host;
-    /// NTP should "throw the book out"). At 12 h the guest pauses 1.5 s, then resumes with
+    /// Live migration: a migrated Xen guest's clock was off by up to 250 µs, and the new
+    /// host's path asymmetry differs, so the clock jumps a little; propolis moves the guest
+    /// TSC across hosts after a blackout window; on the new host the guest's TSC is another
+    /// oscillator, and NTP should throw its history out. At 12 h the guest pauses 1.5 s, then resumes with
     /// its counter 2.5 s ahead, the new host's oscillator at +37 PPM (old: +4.2), min RTT
     /// 40 µs longer and the asymmetry changed by 30 µs (forward +35 µs, backward +5 µs).
     /// Recovery is measured from the resume.
@@ -239,8 +239,8 @@ public struct Scenario: Sendable, Equatable {
     /// 33 PPM against a 200 µs RTT: the filter declares a step (poll 1, 2) or, since the
     /// suspects share no offset under the old rate, a rate change (poll 4); after a step the
     /// rate stays unverified, the bound ages at whatever rate the post-event stamps still
-    /// allow, and the rate change follows once they rule the old rate out. Measured (seeds
-    /// 6, 11–13): |error| < 50 µs 7.5–12.5 s after the resume at polls 1, 2, 4 (peak 160 µs,
+    /// allow, and the rate change follows once they rule the old rate out. Measured (random
+    /// seeds 6, 11–13): |error| < 50 µs 7.5–12.5 s after the resume at polls 1, 2, 4 (peak 160 µs,
     /// inside the bound), 20.5 s at poll 8, 2.3 min at poll 64 (two polls); 100% inside
     /// maxError after the first post-resume stamp. (Before: poll 1 stepped every ~13 s on the
     /// old rate, 75% inside; poll 4 stayed 2.5 s off for up to 53 min.)
@@ -262,18 +262,18 @@ public struct Scenario: Sendable, Equatable {
                                             forwardDeltaNanoseconds: 35 * Span.microsecond,
                                             backwardDeltaNanoseconds: 5 * Span.microsecond)]
         return Scenario(name: "migration", summary: "1.5 s blackout at 12 h, then a new host: counter +2.5 s, +37 PPM, new path",
-                        source: "seeds 001 (Xen migration shock, 250 µs), 003 (propolis TSC migration), 004 (KVM TSC after migration)",
+                        source: "Xen migration shock (250 µs), propolis TSC migration, KVM TSC after migration",
                         configuration: c,
                         events: [LabEvent(name: "migration", atNanoseconds: move.resumeNanoseconds)],
                         promised: .micro(median: 15, p99: 25, inside: 0.999, recovery: 2 * Span.minute, settle: 2 * Span.minute))
     }
 
-    /// Seed 001 shows ntpd losing stability when starved of good exchanges; here the
-    /// server is unreachable for one hour from 12 h, then returns.
+    /// ntpd loses stability when starved of good exchanges; here the server is unreachable
+    /// for one hour from 12 h, then returns.
     ///
     /// Promised (a day, the outage included): median |error| ≤ 8 µs, p99 ≤ 150 µs, max ≤
     /// 200 µs, inside maxError 100%, recovery within 1 min of the server's return.
-    /// Measured: max 96 µs at the outage's end (86–96 µs over seeds 11–13), always inside
+    /// Measured: max 96 µs at the outage's end (86–96 µs over random seeds 11–13), always inside
     /// the growing bound; readers extrapolate from the last stamp at p̂_local, which follows
     /// the day's temperature-driven rate (read at p̂, 0.1 PPM off it then, the max was
     /// 452 µs); back in 14 s (the first stamp after the outage). Over a week p99 is 9 µs.
@@ -286,14 +286,14 @@ public struct Scenario: Sendable, Equatable {
         let outage = LabInterval(startNanoseconds: 12 * Span.hour, endNanoseconds: 13 * Span.hour)
         c.network.outages = [outage]
         return Scenario(name: "server-outage", summary: "server unreachable from 12 h to 13 h",
-                        source: "seed 001: starving the client of exchanges; generic",
+                        source: "a client starved of exchanges; generic",
                         configuration: c,
                         events: [LabEvent(name: "outage-start", atNanoseconds: outage.startNanoseconds, measuresRecovery: false),
                                  LabEvent(name: "outage-end", atNanoseconds: outage.endNanoseconds)],
                         promised: .micro(median: 8, p99: 150, max: 200, inside: 1, recovery: Span.minute, settle: Span.minute))
     }()
 
-    /// Level-shift handling (feedforward-spec.md §4): min RTT steps up by 0.5 ms at 12 h
+    /// Level-shift handling (docs/feedforward.md §4): min RTT steps up by 0.5 ms at 12 h
     /// (250 µs each way, so the offset truth is unchanged and only the shift is tested),
     /// and back down at 18 h.
     ///
@@ -313,16 +313,16 @@ public struct Scenario: Sendable, Equatable {
             LevelShift(atNanoseconds: 18 * Span.hour, forwardDeltaNanoseconds: -250 * Span.microsecond, backwardDeltaNanoseconds: -250 * Span.microsecond),
         ]
         return Scenario(name: "route-change", summary: "min RTT +0.5 ms at 12 h, back down at 18 h",
-                        source: "level-shift handling (no seed number; lab-scenarios.md)",
+                        source: "a route change: the minimum RTT steps up, later back down",
                         configuration: c,
                         events: [LabEvent(name: "shift-up", atNanoseconds: 12 * Span.hour),
                                  LabEvent(name: "shift-down", atNanoseconds: 18 * Span.hour)],
                         promised: .micro(median: 8, p99: 40, max: 250, inside: 1, recovery: 35 * Span.minute))
     }()
 
-    /// Seed 004: after a disturbance the client must "throw the book out". The server's
-    /// time steps by +100 ms at 12 h and stays: below ntpd's 128 ms step threshold
-    /// (seed 000), so a feedback client would slew it for a long time. Error is measured
+    /// After a disturbance a client must throw its history out. The server's time steps
+    /// by +100 ms at 12 h and stays: below ntpd's 128 ms step threshold, so a feedback
+    /// client would slew it for a long time. Error is measured
     /// against the server's clock (the client can only follow its server).
     ///
     /// Promised: median |error| ≤ 8 µs, p99 ≤ 15 µs, |error| < 50 µs and full recovery
@@ -340,7 +340,7 @@ public struct Scenario: Sendable, Equatable {
         c.network = lanNetwork
         c.server.steps = [ServerStep(atNanoseconds: 12 * Span.hour, stepNanoseconds: 100 * Span.millisecond)]
         return Scenario(name: "server-step", summary: "server time steps +100 ms at 12 h and stays",
-                        source: "seed 004: \"throw the book out\"; seed 000: ntpd's 128 ms step threshold",
+                        source: "a server step a client must follow at once; ntpd's 128 ms step threshold",
                         configuration: c,
                         events: [LabEvent(name: "server-step", atNanoseconds: 12 * Span.hour)],
                         reference: .server,
@@ -349,8 +349,8 @@ public struct Scenario: Sendable, Equatable {
 
     // MARK: - Shared parts
 
-    /// A few-PPM oscillator with slow wander and a daily temperature cycle (seed 001:
-    /// "Counters imperfect, they drift (temperature driven)").
+    /// A few-PPM oscillator with slow wander and a daily temperature cycle: real counters
+    /// are imperfect and drift, driven by temperature.
     static let stableOscillator: OscillatorParameters = {
         var o = OscillatorParameters()
         o.initialCounterNanoseconds = 3_600 * Span.second
@@ -361,7 +361,7 @@ public struct Scenario: Sendable, Equatable {
         return o
     }()
 
-    /// One LAN hop to a stratum-1 server (seed 001): min RTT 150 µs, 10 µs asymmetry,
+    /// One LAN hop to a stratum-1 server (as in lan-stratum1): min RTT 150 µs, 10 µs asymmetry,
     /// light exponential queueing, rare short bursts, 0.1% loss each way.
     static let lanNetwork: NetworkParameters = {
         let burst = BurstParameters(meanOnNanoseconds: 2 * Span.second, meanOffNanoseconds: 10 * Span.minute,

@@ -1,7 +1,7 @@
 import Randomness
 
-/// A step of the server's time (seed 004: after a disturbance a client must "throw the
-/// book out"); steps add up and stay.
+/// A step of the server's time (after such a disturbance a client must throw its history
+/// out); steps add up and stay.
 public struct ServerStep: Sendable, Equatable {
     public var atNanoseconds: Int64
     public var stepNanoseconds: Int64

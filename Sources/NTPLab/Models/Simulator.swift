@@ -1,6 +1,6 @@
 /// One NTP exchange as the client would see it, with the truth the lab keeps beside it.
 ///
-/// Stamps follow feedforward-spec.md §2: `ta` and `tf` are the client's raw counter (ns)
+/// Stamps follow docs/feedforward.md §2: `ta` and `tf` are the client's raw counter (ns)
 /// when the request left and the response arrived; `tb` and `te` are the server's receive
 /// and transmit times in Unix nanoseconds, as the server reports them (its own offset
 /// included). A lost exchange has `lost == true` and `tf == 0`; `tb` and `te` stay zero

@@ -123,7 +123,7 @@ public struct DelayQueue: ~Copyable {
     }
 }
 
-/// Delays (or losses) for real packets from a `NetworkModel` (lab-scenarios.md, "live").
+/// Delays (or losses) for real packets from a `NetworkModel` (live runs).
 ///
 /// The model's true time is the relay's CLOCK_MONOTONIC minus its start, so level shifts,
 /// outages and bursts happen at the scenario's instants. Each direction's model is a forward

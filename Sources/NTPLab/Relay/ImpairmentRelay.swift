@@ -1,7 +1,7 @@
 import KernelStamps
 import Synchronization
 
-/// What an impairment relay does (lab-scenarios.md, "live").
+/// What an impairment relay does: the network model it applies and the served-time transform.
 public struct RelayConfiguration: Sendable {
     /// Where clients send; port 0 picks a free one (read `ImpairmentRelay.listenAddress`).
     public var listenAddress: SocketAddress = .loopbackIPv4(port: 0)
@@ -71,7 +71,8 @@ public struct RelayCounters: Sendable, Equatable {
 }
 
 /// A UDP proxy on loopback that applies a `NetworkModel` to real packets and can rewrite the
-/// time a server serves (issue 5: netem is not available here, so impairment is in user space).
+/// time a server serves (in user space: netem needs privileges and a kernel module that an
+/// unprivileged lab cannot count on).
 ///
 /// - Each client source address gets its own upstream socket, so responses go back to the
 ///   client that asked, and the server sees one peer per client.

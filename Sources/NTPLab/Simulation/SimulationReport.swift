@@ -1,5 +1,5 @@
 import ToolSupport
-/// Text, plot and promise checks for simulation results (lab-scenarios.md, "Figures").
+/// Text, plot and promise checks for simulation results.
 public enum SimulationReport {
     /// The figures table (one row per scenario), then one line per scenario with the run's
     /// counts, declared clock events, where the bound failed (if it did) and the promises.

@@ -56,7 +56,7 @@ public struct SimulationResult: Sendable {
 }
 
 /// Runs a scenario's simulated exchanges through the feedforward filter and measures the
-/// clock against the truth the simulator keeps (lab-scenarios.md, "simulate").
+/// clock against the truth the simulator keeps.
 ///
 /// - Every non-lost exchange becomes a `Stamp` (the server header included); a lost one
 ///   only lets time pass. During the start-up burst the filter is told the next exchange
