@@ -308,12 +308,7 @@ final class ClientLoopbackTests: XCTestCase {
     }
 
     func testKissDenyStopsTheClientWithAClearMessage() throws {
-        let server = try ScriptedServer { request, reply, _ in
-            var kiss = ScriptedServer.response(to: request)
-            kiss.stratum = 0
-            kiss.referenceID = .deny
-            reply(kiss)
-        }
+        let server = try ScriptedServer.kissing(.deny)
         addTeardownBlock { server.shutdown() }
         let client = try executable("ntpclient")
         let result = try run(client, ["--poll", "1", "--count", "5", "\(server.address)"])
@@ -323,12 +318,7 @@ final class ClientLoopbackTests: XCTestCase {
     }
 
     func testKissRateDoublesThePoll() throws {
-        let server = try ScriptedServer { request, reply, _ in
-            var kiss = ScriptedServer.response(to: request)
-            kiss.stratum = 0
-            kiss.referenceID = .rate
-            reply(kiss)
-        }
+        let server = try ScriptedServer.kissing(.rate)
         addTeardownBlock { server.shutdown() }
         let client = try executable("ntpclient")
         let result = try run(client, ["--poll", "1", "--count", "2", "--json", "\(server.address)"])
@@ -407,6 +397,20 @@ final class ScriptedServer: @unchecked Sendable {
         var bytes = [UInt8](repeating: 0, count: 48)
         bytes.withUnsafeMutableBytes { _ = try? header.encode(into: $0) }
         _ = try? socket.send(bytes, to: destination)
+    }
+
+    /// A server that answers every request with the kiss-o'-death `code`.
+    static func kissing(_ code: NTPReferenceID) throws -> ScriptedServer {
+        try ScriptedServer { request, reply, _ in reply(kiss(code, to: request)) }
+    }
+
+    /// A kiss-o'-death answering `request`: stratum 0 and the kiss code as reference ID
+    /// (RFC 5905 §7.4), with an origin that proves it answers the request.
+    static func kiss(_ code: NTPReferenceID, to request: NTPHeader) -> NTPHeader {
+        var kiss = response(to: request)
+        kiss.stratum = 0
+        kiss.referenceID = code
+        return kiss
     }
 
     /// A genuine server response to `request`, stamped with this host's clock.

@@ -60,20 +60,12 @@ final class ToolMessageTests: XCTestCase {
 
     func testOnceAgainstAnUnknownKissCodeNamesIt() throws {
         try assertOnceFailsInOneLine("unknown kiss", mentioning: ["kiss", "ZZZZ"]) { request, reply, _ in
-            var kiss = ScriptedServer.response(to: request)
-            kiss.stratum = 0
-            kiss.referenceID = NTPReferenceID(code: "ZZZZ")!
-            reply(kiss)
+            reply(ScriptedServer.kiss(NTPReferenceID(code: "ZZZZ")!, to: request))
         }
     }
 
     func testDenyIsReportedOnce() throws {
-        let server = try ScriptedServer { request, reply, _ in
-            var kiss = ScriptedServer.response(to: request)
-            kiss.stratum = 0
-            kiss.referenceID = .deny
-            reply(kiss)
-        }
+        let server = try ScriptedServer.kissing(.deny)
         addTeardownBlock { server.shutdown() }
         for arguments in [["--once"], ["--poll", "1", "--count", "3"]] {
             let result = try runChildProcess(try executable("ntpclient"), arguments + ["\(server.address)"])
