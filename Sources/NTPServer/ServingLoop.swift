@@ -131,6 +131,18 @@ public final class ServingLoop: @unchecked Sendable {
         for worker in workers { total.add(worker.published.withLock { $0 }) }
         return total
     }
+
+    /// Each worker's counters as last published, in worker order (for per-worker metrics).
+    /// Reads the same snapshots as `counters()`: the workers never wait for a reader.
+    public func workerCounters() -> [ServerCounters] {
+        workers.map { worker in worker.published.withLock { $0 } }
+    }
+
+    /// What the first worker serves (leap indicator, root dispersion, ...), as of its last
+    /// once-a-second refresh; every worker derives the same from the same host clock.
+    public func servedState() -> ServerState {
+        workers[0].publishedState.withLock { $0 }
+    }
 }
 
 private let unsynchronisedStatus = HostClockStatus(leapState: .error, statusBits: 0x40, maximumErrorMicroseconds: 16_000_000,
@@ -162,11 +174,14 @@ final class Worker: @unchecked Sendable {
     /// The sockets, then the wakeup.
     let pollSet: PollSet
     let published = Mutex(ServerCounters())
+    /// `core.state` as of the last refresh, for readers on other threads.
+    let publishedState: Mutex<ServerState>
     let transmitStampsAvailable: Bool
 
     init(sockets: [UDPSocket], core: ServerCore, identity: ServerState.Identity, batchSize: Int, wakeup: Wakeup) throws(KernelError) {
         self.sockets = sockets
         self.core = core
+        publishedState = Mutex(core.state)
         self.identity = identity
         self.wakeup = wakeup
         receiveBatch = ReceiveBatch(capacity: batchSize, bufferSize: 2048)
@@ -195,6 +210,8 @@ final class Worker: @unchecked Sendable {
     func refreshState() {
         if let status = try? HostClockStatus.read() {
             core.state = ServerState(hostClock: status, identity: identity, nowUnixNanoseconds: realtimeNanoseconds())
+            let state = core.state
+            publishedState.withLock { $0 = state }
         }
         publishCounters()
     }

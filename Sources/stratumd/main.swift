@@ -40,8 +40,11 @@ let tool = ToolDescription(
         .flag("no-interleaved", "Answer every request in basic mode (no RFC 9769)."),
         .value("client-table", "N", "Client entries per worker for rate limits and interleaved\nstate (fixed memory, ~64 bytes each). Default 65536."),
         configOption,
-    ],
+    ] + MetricsEndpoint.options,
     footer: """
+    Metrics: with --metrics, GET /metrics gives every counter in total and per worker
+    (stratumd_answered_total, stratumd_worker_answered_total{worker="0"}, ...) and the served
+    state (leap indicator, root dispersion, host clock synchronised); see stratumd(8).
     Signals: SIGUSR1 prints the counters; SIGINT or SIGTERM stop cleanly and print them.
     Exit status: 0 after a clean stop, 1 if serving could not start, 2 for a usage error.
     Examples:
@@ -106,6 +109,10 @@ if let spec = options.string("rate-limit") {
         configuration.rateLimit = RateLimit(intervalNanoseconds: Int64(interval * 1e9), burst: burst)
     }
 }
+let metricsAddress: SocketAddress?
+do throws(UsageError) { metricsAddress = try MetricsEndpoint.address(from: options) } catch {
+    exitWithUsageError("stratumd", error.message)
+}
 
 // Signals first: worker threads inherit the blocked mask, so every signal reaches the signalfd.
 let signals: SignalReceiver
@@ -115,6 +122,13 @@ do throws(KernelError) { signals = try SignalReceiver(signals: [SIGINT, SIGTERM,
 let server: ServingLoop
 do throws(ServerError) { server = try ServingLoop(configuration: configuration) } catch {
     exitWithFailure("stratumd", error.message)
+}
+// Bound before privileges are dropped, like the NTP sockets, so a low port works too.
+var metrics: MetricsEndpoint? = nil
+if let metricsAddress {
+    do throws(KernelError) { metrics = try MetricsEndpoint(address: metricsAddress) } catch {
+        exitWithFailure("stratumd", "--metrics: \(error.description)")
+    }
 }
 if let user = options.string("user") {
     do throws(KernelError) { try dropPrivileges(toUser: user) } catch {
@@ -132,6 +146,17 @@ if let status = try? HostClockStatus.read(), !status.isSynchronised, !configurat
 do throws(ServerError) { try server.start() } catch {
     exitWithFailure("stratumd", error.message)
 }
+if let metrics {
+    do throws(KernelError) {
+        try metrics.start {
+            metricsExpositionText(serverMetricFamilies(workers: server.workerCounters(), state: server.servedState(),
+                                                       hostClock: try? HostClockStatus.read()))
+        }
+    } catch {
+        exitWithFailure("stratumd", "--metrics: \(error.description)")
+    }
+    printLine("stratumd: metrics at http://\(metrics.boundAddress)/metrics")
+}
 while true {
     let signal = (try? signals.next(timeoutNanoseconds: nil)) ?? nil
     guard let signal else { continue }
@@ -139,6 +164,7 @@ while true {
         printLine("counters: " + server.counters().summary)
         continue
     }
+    metrics?.shutdown()
     let final = server.stop()
     printLine("counters: " + final.summary)
     printLine("stratumd: stopped on signal \(signal)")
