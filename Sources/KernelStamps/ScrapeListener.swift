@@ -57,7 +57,8 @@ public final class ScrapeListener: @unchecked Sendable {
 
     /// Accepts and answers connections until `stop` is signalled. For each connection it
     /// reads the request head (up to the blank line, `maximumHeadBytes`, or the deadline),
-    /// passes it to `answer`, sends what that returns (nothing: just close) and closes.
+    /// passes what came (if anything) to `answer`, sends what that returns (nil: nothing)
+    /// and closes.
     /// `deadlineNanoseconds` bounds the whole exchange with one client.
     public func serve(until stop: Wakeup, deadlineNanoseconds: Int64 = 1_000_000_000,
                       answer: (_ requestHead: String) -> String?) {
@@ -89,7 +90,9 @@ public final class ScrapeListener: @unchecked Sendable {
     private static func readHead(_ connection: Int32, into buffer: inout [UInt8], deadline: Int64, stop: Wakeup) -> Int {
         var length = 0
         while length < buffer.count {
-            guard wait(connection, Int16(POLLIN), until: deadline, stop: stop) else { return 0 }
+            // Out of time: what came so far is answered (a short error unless it was a whole
+            // request line), so a slow client learns why it was dropped.
+            guard wait(connection, Int16(POLLIN), until: deadline, stop: stop) else { return stop.isSignalled ? 0 : length }
             let count = buffer.withUnsafeMutableBytes { recv(connection, $0.baseAddress! + length, $0.count - length, 0) }
             if count < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }

@@ -6,6 +6,7 @@ import KernelStamps
 import NTPClient
 import NTPPacket
 import PublishedClock
+import Synchronization
 import ToolSupport
 
 // ntpclient: the feedforward-clock client. Options and output only; the logic is NTPClient.
@@ -31,7 +32,7 @@ let tool = ToolDescription(
         .value("from", "PATH", "With 'now': the file written by --publish."),
         .value("server", "HOST[:PORT]", "The server, as an option (for a configuration file);\na HOST argument on the command line overrides it."),
         configOption,
-    ],
+    ] + MetricsEndpoint.options,
     footer: """
     Columns and signs (text and JSON):
       rtt, minrtt         round-trip time of this exchange, and the filter's minimum RTT
@@ -200,6 +201,20 @@ func runPolling(_ serverText: String) -> Never {
     } catch {
         fail("\(error)")
     }
+    let metricsAddress: SocketAddress?
+    do { metricsAddress = try MetricsEndpoint.address(from: options) } catch { usage(error.message) }
+    let snapshot = Mutex(ClientMetricsSnapshot(server: "\(server)"))
+    var metrics: MetricsEndpoint? = nil
+    if let metricsAddress {
+        do {
+            let endpoint = try MetricsEndpoint(address: metricsAddress)
+            try endpoint.start { metricsExpositionText(clientMetricFamilies(snapshot.withLock { $0 })) }
+            metrics = endpoint
+        } catch {
+            fail("--metrics: \(error)")
+        }
+        printError(tool.name, "metrics at http://\(metrics!.boundAddress)/metrics")
+    }
     if !json { printLine(ExchangeReport.textHeader) }
     var stoppedBySignal = false
     do {
@@ -208,6 +223,10 @@ func runPolling(_ serverText: String) -> Never {
             return stoppedBySignal
         }, report: { report in
             printLine(json ? report.jsonLine : report.textLine)
+            if metrics != nil {
+                let counters = runner.counters
+                snapshot.withLock { $0.record(report, counters: counters) }
+            }
         }, log: { message in printError(tool.name, message) })
     } catch {
         runner.markStopped()
