@@ -21,16 +21,19 @@ let package = Package(
         .target(name: "NTPPacket"),
         // C shim: _GNU_SOURCE declarations (mmsghdr, recvmmsg) and CMSG macros.
         .target(name: "CKernelStamps"),
-        // The only place that talks to the kernel.
-        .target(name: "KernelStamps", dependencies: ["CKernelStamps"]),
+        // Plain values the kernel layer takes and returns (socket addresses, host clock
+        // status, its error): no syscalls, so pure modules can use them.
+        .target(name: "KernelValues"),
+        // The only place that talks to the kernel (re-exports KernelValues).
+        .target(name: "KernelStamps", dependencies: ["CKernelStamps", "KernelValues"]),
         // The one seeded pseudo-random generator (lab models, tests, benchmarks); maths only.
         .target(name: "Randomness"),
         // Pure estimator and stateless reader.
         .target(name: "FeedforwardClock"),
         // The published clock's layout, writer and stateless reader (docs/published-clock.md).
         .target(name: "PublishedClock", dependencies: ["FeedforwardClock", "KernelStamps"]),
-        .target(name: "NTPServer", dependencies: ["NTPPacket", "KernelStamps"]),
-        .target(name: "NTPClient", dependencies: ["NTPPacket", "KernelStamps", "FeedforwardClock", "PublishedClock", "ToolSupport"]),
+        .target(name: "NTPServer", dependencies: ["NTPPacket", "KernelValues", "KernelStamps"]),
+        .target(name: "NTPClient", dependencies: ["NTPPacket", "KernelValues", "KernelStamps", "FeedforwardClock", "PublishedClock", "ToolSupport"]),
         .target(name: "NTPLab", dependencies: ["NTPPacket", "Randomness", "KernelStamps", "FeedforwardClock", "PublishedClock", "NTPServer", "NTPClient", "ToolSupport"]),
         // One option parser and one output vocabulary for the three tools.
         .target(name: "ToolSupport", dependencies: ["NTPPacket", "KernelStamps"]),

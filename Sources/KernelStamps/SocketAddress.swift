@@ -2,75 +2,9 @@
 import Glibc
 #endif
 
-/// An IPv4 or IPv6 address with a port, as a plain value (no allocation to copy, compare or
-/// hash), convertible to and from `sockaddr_storage`.
-///
-/// The address is kept as 128 bits in network order split into two `UInt64`s; an IPv4 address
-/// is kept in its IPv4-mapped form (`::ffff:a.b.c.d`, RFC 4291 §2.5.5.2), so `key` is the same
-/// for a client seen on an IPv4 socket and on a dual-stack IPv6 socket.
-public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
-    public enum Family: Sendable, Hashable {
-        case ipv4
-        case ipv6
-    }
-
-    /// A compact key for client tables: the 128-bit address without the port.
-    public struct Key: Hashable, Sendable {
-        public let high: UInt64
-        public let low: UInt64
-        public init(high: UInt64, low: UInt64) { self.high = high; self.low = low }
-    }
-
-    public let family: Family
-    /// Upper 64 bits of the (IPv4-mapped) IPv6 address, network bit order as a number.
-    public let high: UInt64
-    /// Lower 64 bits; for IPv4 `0x0000_ffff_aabb_ccdd`.
-    public let low: UInt64
-    public let port: UInt16
-    /// IPv6 scope (interface index) for link-local addresses, 0 otherwise.
-    public let scopeID: UInt32
-
-    static let mappedPrefixLow: UInt64 = 0x0000_ffff_0000_0000
-
-    /// IPv4 address in host order (e.g. `0x7f00_0001` for 127.0.0.1).
-    public init(ipv4 address: UInt32, port: UInt16) {
-        family = .ipv4
-        high = 0
-        low = SocketAddress.mappedPrefixLow | UInt64(address)
-        self.port = port
-        scopeID = 0
-    }
-
-    /// IPv6 address as two 64-bit halves (e.g. `high: 0, low: 1` is `::1`).
-    public init(ipv6High high: UInt64, low: UInt64, port: UInt16, scopeID: UInt32 = 0) {
-        family = .ipv6
-        self.high = high
-        self.low = low
-        self.port = port
-        self.scopeID = scopeID
-    }
-
-    public static func loopbackIPv4(port: UInt16) -> SocketAddress { SocketAddress(ipv4: 0x7f00_0001, port: port) }
-    public static func loopbackIPv6(port: UInt16) -> SocketAddress { SocketAddress(ipv6High: 0, low: 1, port: port) }
-    public static func anyIPv4(port: UInt16) -> SocketAddress { SocketAddress(ipv4: 0, port: port) }
-    public static func anyIPv6(port: UInt16) -> SocketAddress { SocketAddress(ipv6High: 0, low: 0, port: port) }
-
-    /// The address without its port, for per-client tables (rate limiting, interleaved state).
-    @inline(__always) public var key: Key { Key(high: high, low: low) }
-
-    /// The IPv4 address in host order, if this is IPv4 or IPv4-mapped IPv6.
-    public var ipv4Address: UInt32? {
-        high == 0 && (low & 0xffff_ffff_0000_0000) == SocketAddress.mappedPrefixLow
-            ? UInt32(truncatingIfNeeded: low) : nil
-    }
-
-    public func withPort(_ newPort: UInt16) -> SocketAddress {
-        switch family {
-        case .ipv4: return SocketAddress(ipv4: UInt32(truncatingIfNeeded: low), port: newPort)
-        case .ipv6: return SocketAddress(ipv6High: high, low: low, port: newPort, scopeID: scopeID)
-        }
-    }
-
+/// The kernel side of `SocketAddress`: `sockaddr_in`/`sockaddr_in6` conversion, and parsing
+/// and resolving text (inet_pton, interface names, getaddrinfo).
+extension SocketAddress {
     // MARK: sockaddr conversion (no allocation)
 
     /// Reads a `sockaddr_in` or `sockaddr_in6`; nil for any other family or a short length.
@@ -125,31 +59,6 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         return try withUnsafePointer(to: &storage) { pointer in
             try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { try body($0, length) }
         }
-    }
-
-    // MARK: text
-
-    /// "127.0.0.1:123", "[::1]:123", "[fe80::1%2]:123".
-    public var description: String { family == .ipv6 ? "[\(hostDescription)]:\(port)" : "\(hostDescription):\(port)" }
-
-    /// The address without port: "127.0.0.1", "::1", "fe80::1%2".
-    public var hostDescription: String {
-        var storage = sockaddr_storage()
-        write(to: &storage)
-        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
-        let ok: Bool = withUnsafePointer(to: &storage) { pointer in
-            let raw = UnsafeRawPointer(pointer)
-            if family == .ipv4 {
-                let offset = MemoryLayout<sockaddr_in>.offset(of: \sockaddr_in.sin_addr)!
-                return inet_ntop(AF_INET, raw + offset, &buffer, socklen_t(buffer.count)) != nil
-            } else {
-                let offset = MemoryLayout<sockaddr_in6>.offset(of: \sockaddr_in6.sin6_addr)!
-                return inet_ntop(AF_INET6, raw + offset, &buffer, socklen_t(buffer.count)) != nil
-            }
-        }
-        guard ok else { return "?" }
-        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return scopeID != 0 ? "\(text)%\(scopeID)" : text
     }
 
     static func parseError(_ text: String, _ detail: String) -> KernelError {

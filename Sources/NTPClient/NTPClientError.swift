@@ -1,4 +1,4 @@
-import KernelStamps
+import KernelValues
 import NTPPacket
 
 /// The one error type of NTPClient: what went wrong and what to do about it.

@@ -1,5 +1,5 @@
 import FeedforwardClock
-import KernelStamps
+import KernelValues
 import NTPPacket
 
 /// The request a response must answer: what was sent, to whom, and whether it was answered.

@@ -1,4 +1,4 @@
-import KernelStamps
+import KernelValues
 
 /// Per-address rate limit: a token bucket of `burst` requests refilled at one per
 /// `intervalNanoseconds` (kept as one "theoretical arrival time", the GCRA form of a token

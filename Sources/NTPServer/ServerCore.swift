@@ -1,5 +1,5 @@
 import NTPPacket
-import KernelStamps
+import KernelValues
 
 /// Counts of every decision the server makes (plain integers: one `ServerCore` per worker).
 public struct ServerCounters: Sendable, Equatable {

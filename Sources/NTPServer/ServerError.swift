@@ -1,4 +1,4 @@
-import KernelStamps
+import KernelValues
 
 /// The one error type of NTPServer: what could not be set up, and what to do about it.
 public struct ServerError: Error, CustomStringConvertible, Sendable {

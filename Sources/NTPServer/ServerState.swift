@@ -1,5 +1,5 @@
 import NTPPacket
-import KernelStamps
+import KernelValues
 
 /// What the server says about itself in every response (RFC 5905 §7.3): the fields a client
 /// uses to judge the server's quality. Derived once a second from the host clock

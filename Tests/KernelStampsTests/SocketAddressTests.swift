@@ -1,5 +1,6 @@
 import XCTest
 @testable import KernelStamps
+import CKernelStamps
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -78,5 +79,65 @@ final class SocketAddressTests: XCTestCase {
         XCTAssertThrowsError(try SocketAddress.resolve("no-such-host.invalid", defaultPort: 1)) { error in
             XCTAssertTrue("\(error)".contains("no-such-host.invalid"), "\(error)")
         }
+    }
+}
+
+/// The address text is written without the C library (KernelValues is pure), so it is checked
+/// here against inet_ntop(3) on edge cases and on random addresses.
+final class AddressTextTests: XCTestCase {
+    func inetNtop(_ address: SocketAddress) -> String {
+        var storage = sockaddr_storage()
+        address.write(to: &storage)
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        withUnsafePointer(to: &storage) { pointer in
+            let raw = UnsafeRawPointer(pointer)
+            if address.family == .ipv4 {
+                _ = inet_ntop(AF_INET, raw + MemoryLayout<sockaddr_in>.offset(of: \sockaddr_in.sin_addr)!, &buffer, socklen_t(buffer.count))
+            } else {
+                _ = inet_ntop(AF_INET6, raw + MemoryLayout<sockaddr_in6>.offset(of: \sockaddr_in6.sin6_addr)!, &buffer, socklen_t(buffer.count))
+            }
+        }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    func testHostDescriptionMatchesInetNtop() {
+        var cases: [SocketAddress] = [
+            .loopbackIPv4(port: 1), .anyIPv4(port: 0), .loopbackIPv6(port: 1), .anyIPv6(port: 0),
+            SocketAddress(ipv4: 0xffff_ffff, port: 0),
+            SocketAddress(ipv6High: 0, low: 0x0000_ffff_7f00_0001, port: 0),   // ::ffff:127.0.0.1
+            SocketAddress(ipv6High: 0, low: 0x0000_0000_0a00_0001, port: 0),   // ::10.0.0.1
+            SocketAddress(ipv6High: 0, low: 0x0001_0000_0000_0001, port: 0),
+            SocketAddress(ipv6High: 0x2001_0db8_0000_0000, low: 0x0000_0000_0000_0001, port: 0),
+            SocketAddress(ipv6High: 0x2001_0db8_0000_0001, low: 0x0000_0000_0001_0000, port: 0),
+            SocketAddress(ipv6High: 0x2001_0000_0000_0001, low: 0x0000_0000_0000_0000, port: 0),
+            SocketAddress(ipv6High: 0x2001_0db8_0001_0001, low: 0x0001_0001_0001_0001, port: 0),
+            SocketAddress(ipv6High: 0xfe80_0000_0000_0000, low: 0x0000_0000_0000_0001, port: 0),
+            SocketAddress(ipv6High: 0xffff_ffff_ffff_ffff, low: 0xffff_ffff_ffff_ffff, port: 0),
+        ]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            // Random groups, many of them zero, so that runs of every length and place appear.
+            var halves: [UInt64] = [0, 0]
+            for h in 0..<2 {
+                for g in 0..<4 where Int.random(in: 0..<3, using: &generator) == 0 {
+                    halves[h] |= UInt64(UInt16.random(in: 0...0xffff, using: &generator)) << (48 - 16 * UInt64(g))
+                }
+            }
+            cases.append(SocketAddress(ipv6High: halves[0], low: halves[1], port: 0))
+            cases.append(SocketAddress(ipv4: UInt32.random(in: 0...UInt32.max, using: &generator), port: 0))
+        }
+        for address in cases {
+            XCTAssertEqual(address.hostDescription, inetNtop(address), "high \(String(address.high, radix: 16)) low \(String(address.low, radix: 16))")
+        }
+    }
+
+    func testScopeAndPortText() {
+        XCTAssertEqual(SocketAddress(ipv6High: 0xfe80_0000_0000_0000, low: 1, port: 123, scopeID: 2).description, "[fe80::1%2]:123")
+        XCTAssertEqual(SocketAddress.loopbackIPv4(port: 12300).description, "127.0.0.1:12300")
+    }
+
+    /// The pure module's copy of STA_UNSYNC is the kernel's.
+    func testUnsynchronisedBitIsTheKernels() {
+        XCTAssertEqual(HostClockStatus.unsynchronisedBit, Int32(CK_STA_UNSYNC))
     }
 }
