@@ -68,6 +68,18 @@ public struct RelayCounters: Sendable, Equatable {
         responsesForwarded == 0 ? 0 : responseLatenessTotalNanoseconds / Int64(responsesForwarded)
     }
     public init() {}
+
+    /// Widens `direction`'s range of model delays (due − arrival) to include `delayNanoseconds`.
+    mutating func recordModelDelay(_ delayNanoseconds: Int64, _ direction: RelayDirection) {
+        switch direction {
+        case .request:
+            minimumRequestDelayNanoseconds = min(minimumRequestDelayNanoseconds, delayNanoseconds)
+            maximumRequestDelayNanoseconds = max(maximumRequestDelayNanoseconds, delayNanoseconds)
+        case .response:
+            minimumResponseDelayNanoseconds = min(minimumResponseDelayNanoseconds, delayNanoseconds)
+            maximumResponseDelayNanoseconds = max(maximumResponseDelayNanoseconds, delayNanoseconds)
+        }
+    }
 }
 
 /// A UDP proxy on loopback that applies a `NetworkModel` to real packets and can rewrite the
@@ -229,9 +241,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
                     local.requestsDropped += 1
                     continue
                 }
-                let delay = due - arrival
-                local.minimumRequestDelayNanoseconds = min(local.minimumRequestDelayNanoseconds, delay)
-                local.maximumRequestDelayNanoseconds = max(local.maximumRequestDelayNanoseconds, delay)
+                local.recordModelDelay(due - arrival, .request)
                 let bytes = UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<datagram.byteCount])
                 if !queue.enqueue(bytes, due: due, direction: .request, client: client) { local.overflowDrops += 1 }
             }
@@ -245,9 +255,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
                     local.responsesDropped += 1
                     continue
                 }
-                let delay = due - arrival
-                local.minimumResponseDelayNanoseconds = min(local.minimumResponseDelayNanoseconds, delay)
-                local.maximumResponseDelayNanoseconds = max(local.maximumResponseDelayNanoseconds, delay)
+                local.recordModelDelay(due - arrival, .response)
                 let packet = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<datagram.byteCount])
                 if !configuration.transform.isIdentity,
                    ServedTimeRewriter.rewrite(packet, by: configuration.transform, pivotUnixNanoseconds: realtimeNanoseconds()) {
