@@ -230,6 +230,10 @@ public struct FeedforwardClock: Sendable {
     private var verifyLow: Double = 0
     private var verifyHigh: Double = 0
 
+    /// Counter at which the platform signalled a disruption of the counter, until the first
+    /// stamp after it re-anchors the clock.
+    private var disruptionCounter: Int64? = nil
+
     public init(configuration: FeedforwardConfiguration = FeedforwardConfiguration()) {
         self.configuration = configuration
         let windows = FeedforwardWindows(pollPeriodSeconds: configuration.pollPeriodSeconds)
@@ -258,6 +262,7 @@ public struct FeedforwardClock: Sendable {
     /// polls faster than P); by default P.
     public mutating func process(_ stamp: Stamp, nextExchangeInSeconds: Double? = nil) -> StampVerdict {
         if let reason = rejection(of: stamp) { return .rejected(reason) }
+        if let disrupted = disruptionCounter, stamp.ta < disrupted { return .rejected(.beforeDisruption) }
         let index = stampCount
         var status: ClockStatus = []
         let warned = hasLast && (stamp.stratum != lastStratum || stamp.referenceID != lastReferenceID
@@ -279,10 +284,24 @@ public struct FeedforwardClock: Sendable {
         stampCount += 1
 
         let previousParameters = parameters
+        var disruptionDeclared = false
+        if disruptionCounter != nil {
+            disruptionCounter = nil
+            if index > 0 {
+                // The platform said the counter was disrupted: this stamp starts a new epoch
+                // at once, as a step with the rate unverified (§8.1), without waiting for
+                // suspects to agree.
+                restartEpoch(from: index, upTo: index, rateChanged: false)
+                consistentBound = .infinity
+                status.insert(.clockStep)
+                disruptionDeclared = true
+            }
+        }
         updateMinimumRTT(index, status: &status)
         let epochBefore = epochStart
         detectClockEvent(index, status: &status)
-        let eventDeclared = epochStart != epochBefore || !status.isDisjoint(with: [.clockStep, .rateChange])
+        let eventDeclared = disruptionDeclared || epochStart != epochBefore
+            || !status.isDisjoint(with: [.clockStep, .rateChange])
         updatePeriod(index, status: &status)
         updateLocalPeriod(index, status: &status)
         updateOffset(index, status: &status)
@@ -298,6 +317,18 @@ public struct FeedforwardClock: Sendable {
         lastReferenceID = stamp.referenceID
         lastLeap = stamp.leap
         return .accepted
+    }
+
+    /// A clock event the platform signalled (a vmclock `disruption_marker` change: a live
+    /// migration or snapshot restore disrupted the counter at `counter`; docs/published-clock.md,
+    /// "Disruption"). The published parameters say unsynchronised with an infinite bound at
+    /// once, so no reader mistakes them for good; stamps that began before `counter` are
+    /// refused, and the first one after it re-anchors the clock as a step whose rate is
+    /// then verified by the following stamps (§8.1).
+    public mutating func noteDisruption(atRawNanoseconds counter: Int64) {
+        disruptionCounter = max(counter, disruptionCounter ?? counter)
+        parameters.status.insert(.unsynchronised)
+        parameters.maxErrorNanoseconds = .infinity
     }
 
     /// §2: refuse what cannot be a real exchange before it touches any estimate.

@@ -47,6 +47,7 @@ public enum StampRejection: UInt8, Sendable, Equatable, CustomStringConvertible 
     case roundTripBelowResolution
     case serverUnsynchronised
     case negativeRootDelayOrDispersion
+    case beforeDisruption
 
     public var description: String {
         switch self {
@@ -58,6 +59,7 @@ public enum StampRejection: UInt8, Sendable, Equatable, CustomStringConvertible 
         case .roundTripBelowResolution: return "the round trip is below the counter's resolution: the timestamps cannot be real"
         case .serverUnsynchronised: return "the server is unsynchronised (leap 3, stratum 0 or 16+): do not use it for the clock"
         case .negativeRootDelayOrDispersion: return "the server reports a negative root delay or dispersion"
+        case .beforeDisruption: return "the exchange began before the platform disrupted the counter (live migration): its counter readings belong to the old counter"
         }
     }
 }
