@@ -36,6 +36,9 @@ public final class VMClockPage: @unchecked Sendable {
     /// Bytes up to and including `disruption_marker`: the least a page must hold.
     public static let minimumByteCount = 24
 
+    /// `defaultPath` when that device exists on this machine (a guest with a vmclock device).
+    public static var defaultPathIfPresent: String? { access(defaultPath, F_OK) == 0 ? defaultPath : nil }
+
     public let path: String
     private let file: MappedFile
     private let byteCount: Int
