@@ -34,17 +34,30 @@ public struct SystemClockReading: Sendable, Equatable {
 }
 
 /// The polling loop of `ntpclient HOST`: exchanges on the `PollSchedule`, the filter, the
-/// published parameters, and one `ExchangeReport` per exchange.
+/// published parameters, refclock samples for time daemons, and one `ExchangeReport` per
+/// exchange. With a vmclock page it watches the page's disruption markers between and
+/// around exchanges (docs/published-clock.md, "Disruption").
 public final class ClientRunner {
     public let server: SocketAddress
     public private(set) var schedule: PollSchedule
     public private(set) var clock: FeedforwardClock
     public private(set) var counters = ClientCounters()
+    /// Disruptions the vmclock page signalled so far.
+    public private(set) var disruptions = 0
     private let exchanger: Exchanger
     private let publisher: PublishedClockWriter?
+    private let refclocks: RefclockOutputs?
+    private let vmclock: VMClockPage?
+    /// The markers the current parameters were computed under.
+    private var marker: VMClockMarker?
 
     /// `pollSeconds` sizes the filter's windows (§3) and spaces the exchanges after the burst.
+    /// `refclockSocketPath` / `refclockSharedMemoryUnit`: send a sample after every update to
+    /// chronyd's SOCK refclock / the NTP SHM segment of that unit. `vmclockPath`: the
+    /// vmclock page to watch.
     public init(server: SocketAddress, pollSeconds: Double, publishPath: String? = nil,
+                refclockSocketPath: String? = nil, refclockSharedMemoryUnit: Int? = nil,
+                vmclockPath: String? = nil,
                 configuration: FeedforwardConfiguration? = nil) throws(NTPClientError) {
         self.server = server
         schedule = PollSchedule(pollSeconds: pollSeconds)
@@ -53,13 +66,43 @@ public final class ClientRunner {
         clock = FeedforwardClock(configuration: filterConfiguration)
         exchanger = try Exchanger()
         do {
-            publisher = try publishPath.map { (path) throws(PublishedClockError) in try PublishedClockWriter(path: path) }
+            vmclock = try vmclockPath.map { (path) throws(KernelError) in try VMClockPage(path: path) }
+        } catch {
+            throw .kernel(error)
+        }
+        marker = vmclock?.marker()
+        if vmclock != nil && marker == nil {
+            throw .kernel(KernelError(operation: "read vmclock page \(vmclockPath ?? "")", code: 0,
+                                      detail: "the page stayed mid-update for 1000 reads", hint: "try again"))
+        }
+        do {
+            publisher = try publishPath.map { (path) throws(PublishedClockError) in
+                try PublishedClockWriter(path: path, vmclockPath: vmclockPath)
+            }
         } catch {
             switch error {
             case .kernel(let kernelError): throw .kernel(kernelError)
             case .layout(let path, let problem): throw .publishedClock(path: path, problem: problem)
             }
         }
+        let outputs = try RefclockOutputs(socketPath: refclockSocketPath, sharedMemoryUnit: refclockSharedMemoryUnit)
+        refclocks = outputs.isEmpty ? nil : outputs
+    }
+
+    /// Checks the vmclock page; on a changed marker declares the clock event to the filter,
+    /// publishes the unsynchronised parameters under the new marker and restarts the burst at
+    /// exchange `index`. True when it did.
+    private func checkDisruption(nextExchange index: Int, log: (String) -> Void) -> Bool {
+        guard let vmclock, let live = vmclock.marker(), live != marker else { return false }
+        let old = marker
+        let noticed = monotonicRawNanoseconds()
+        clock.noteDisruption(atRawNanoseconds: noticed)
+        marker = live
+        disruptions += 1
+        publisher?.publish(clock.parameters, marker: live)
+        schedule.restartBurst(atExchange: index)
+        log("vmclock: the counter was disrupted (disruption marker \(old.map { String($0.disruptionMarker) } ?? "?") → \(live.disruptionMarker), generation \(old.map { String($0.generation) } ?? "?") → \(live.generation)): clock unsynchronised until new stamps re-anchor it; polling at once")
+        return true
     }
 
     /// Marks the published clock stopped (a clean exit): readers then report `stopped`
@@ -77,9 +120,11 @@ public final class ClientRunner {
                     report: (ExchangeReport) -> Void, log: (String) -> Void) throws(NTPClientError) {
         var index = 0
         var nextSend = monotonicRawNanoseconds()
+        if let marker { publisher?.publish(clock.parameters, marker: marker) }
         while count.map({ index < $0 }) ?? true {
             while true {
                 if stopRequested() { return }
+                if checkDisruption(nextExchange: index, log: log) { nextSend = monotonicRawNanoseconds() }
                 let wait = nextSend &- monotonicRawNanoseconds()
                 if wait <= 0 { break }
                 exchanger.sleep(nanoseconds: min(wait, ClientRunner.checkIntervalNanoseconds))
@@ -90,6 +135,9 @@ public final class ClientRunner {
                 // would report the same refusal twice.
                 if counters.record(rejection), !rejection.endsPolling { log(rejection.description) }
             }
+            // A disruption during the exchange: the filter refuses its stamp (it began on the
+            // old counter) and the burst restarts after it.
+            let disruptedDuringExchange = checkDisruption(nextExchange: index + 1, log: log)
             var result = makeReport(for: outcome, index: index, log: log)
             if case .kiss(let code, .stopPolling) = outcome {
                 report(result)
@@ -99,6 +147,7 @@ public final class ClientRunner {
             result.pollSeconds = schedule.secondsToNextExchange(after: index)
             report(result)
             nextSend = nextSend &+ Int64(result.pollSeconds * 1e9)
+            if disruptedDuringExchange { nextSend = monotonicRawNanoseconds() }
             index += 1
         }
     }
@@ -109,6 +158,7 @@ public final class ClientRunner {
         var naive: Double? = nil
         var userTransmit = false, userReceive = false
         var stratum: UInt8 = 0
+        var accepted = false
         switch outcome {
         case .timedOut:
             counters.recordTimeout()
@@ -129,7 +179,8 @@ public final class ClientRunner {
                 reportOutcome = .accepted
                 rtt = clock.parameters.lastRTTNanoseconds
                 naive = clock.parameters.naiveOffsetNanoseconds
-                publisher?.publish(clock.parameters)
+                publisher?.publish(clock.parameters, marker: marker)
+                accepted = true
             case .rejected(let reason):
                 reportOutcome = .filterRejected
                 if counters.record(reason) { log("stamp refused by the filter: \(reason)") }
@@ -137,6 +188,10 @@ public final class ClientRunner {
         }
         let reading = SystemClockReading.read()
         let parameters = clock.parameters
+        // The daemons get exactly this exchange's sysoff (same reading), once per update.
+        if accepted, let refclocks, let sample = RefclockSample(parameters: parameters, reading: reading) {
+            refclocks.send(sample, log: log)
+        }
         let hasEstimate = !parameters.status.contains(.noEstimate)
         return ExchangeReport(
             exchange: index, outcome: reportOutcome, localTimeUnixNanoseconds: reading.realtimeNanoseconds,

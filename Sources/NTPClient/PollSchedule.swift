@@ -5,25 +5,37 @@ public struct PollSchedule: Sendable, Equatable {
     public private(set) var pollSeconds: Double
     public private(set) var burstCount: Int
     public let burstIntervalSeconds: Double
+    /// The exchange the current burst started at: 0, or where `restartBurst` put it.
+    public private(set) var burstStartExchange = 0
+    private let initialBurstCount: Int
     /// 2^17 s (36 h): RFC 5905's largest poll exponent.
     public static let maximumPollSeconds: Double = 131_072
 
     public init(pollSeconds: Double, burstCount: Int = 8, burstIntervalSeconds: Double = 2) {
         self.pollSeconds = pollSeconds
         self.burstCount = burstCount
+        self.initialBurstCount = burstCount
         self.burstIntervalSeconds = burstIntervalSeconds
     }
 
     /// Seconds from exchange number `index` (0-based, counting every attempt, answered or not)
     /// to the next one. This is what the filter is told as `nextExchangeInSeconds`.
     public func secondsToNextExchange(after index: Int) -> Double {
-        index + 1 < burstCount ? min(burstIntervalSeconds, pollSeconds) : pollSeconds
+        index >= burstStartExchange && index + 1 < burstStartExchange + burstCount
+            ? min(burstIntervalSeconds, pollSeconds) : pollSeconds
     }
 
     /// How long to wait for an answer: 1 s, but at most half the interval to the next exchange
     /// so a lost packet never delays the schedule.
     public func timeoutSeconds(after index: Int) -> Double {
         min(1, secondsToNextExchange(after: index) / 2)
+    }
+
+    /// A new burst from exchange `index` on: after a disruption of the counter the filter
+    /// needs fresh stamps quickly to re-anchor (docs/published-clock.md, "Disruption").
+    public mutating func restartBurst(atExchange index: Int) {
+        burstStartExchange = index
+        burstCount = initialBurstCount
     }
 
     /// RATE kiss: poll half as often, and end any start-up burst at once.

@@ -14,7 +14,7 @@ import ToolSupport
 let tool = ToolDescription(
     name: "ntpclient",
     synopsis: [
-        "ntpclient [--poll SECONDS] [--count N] [--json] [--publish PATH] HOST[:PORT]",
+        "ntpclient [--poll SECONDS] [--count N] [--json] [--publish PATH] [--refclock-sock PATH]\n          [--refclock-shm UNIT] [--vmclock PATH|off] HOST[:PORT]",
         "ntpclient --once [--json] HOST[:PORT]",
         "ntpclient now --from PATH [--count N] [--json]",
     ],
@@ -28,6 +28,9 @@ let tool = ToolDescription(
         .value("count", "N", "Stop after N exchanges: exit 0 if the clock is synchronised, 1 otherwise.\nWith 'now': print N readings (default 1)."),
         .flag("json", "JSON lines instead of text; units are in the key names."),
         .value("publish", "PATH", "After every update write the clock parameters to PATH (memory-mapped,\nsequence-locked) for 'ntpclient now --from PATH' and PublishedClockReader."),
+        .value("refclock-sock", "PATH", "After every update send chronyd's SOCK refclock at PATH a sample (Ca and\nCLOCK_REALTIME read together, the leap state); none while unsynchronised.\nchrony.conf: refclock SOCK PATH (docs/published-clock.md)."),
+        .value("refclock-shm", "UNIT", "The same into the NTP SHM segment of UNIT (key 0x4e545030 + UNIT, mode 1,\nnanosecond fields) for ntpd, NTPsec or chronyd: refclock SHM UNIT (0 to 255)."),
+        .value("vmclock", "PATH", "The vmclock page to watch for counter disruptions (live migration):\ndefault /dev/vmclock0 when it exists; 'off' to ignore it. A disruption\nmarks the clock unsynchronised at once and polls a new burst."),
         .flag("once", "SNTP mode, like ntpdig: 4 exchanges 0.5 s apart, print the offset and delay\nof the best one with an error bound; exit 1 if no valid answer came."),
         .value("from", "PATH", "With 'now': the file written by --publish."),
         .value("server", "HOST[:PORT]", "The server, as an option (for a configuration file);\na HOST argument on the command line overrides it."),
@@ -186,18 +189,24 @@ func runPolling(_ serverText: String) -> Never {
     let server = resolveServer(serverText)
     let poll: Double
     let count: Int?
+    let sharedMemoryUnit: Int?
     do {
         poll = try options.decimal("poll", default: 16, in: 1...PollSchedule.maximumPollSeconds)
         count = options.has("count") ? try options.integer("count", default: 1, in: 1...Int(Int32.max)) : nil
+        sharedMemoryUnit = options.has("refclock-shm") ? try options.integer("refclock-shm", default: 0, in: 0...255) : nil
     } catch {
         usage(error.message)
     }
+    let vmclockOption = options.string("vmclock")
+    let vmclockPath = vmclockOption == "off" ? nil : vmclockOption ?? VMClockPage.defaultPathIfPresent
     // SIGINT/SIGTERM end the loop cleanly, so the published clock is marked stopped.
     let signals: SignalReceiver
     do { signals = try SignalReceiver(signals: [SIGINT, SIGTERM]) } catch { fail("\(error)") }
     let runner: ClientRunner
     do {
-        runner = try ClientRunner(server: server, pollSeconds: poll, publishPath: options.string("publish"))
+        runner = try ClientRunner(server: server, pollSeconds: poll, publishPath: options.string("publish"),
+                                  refclockSocketPath: options.string("refclock-sock"),
+                                  refclockSharedMemoryUnit: sharedMemoryUnit, vmclockPath: vmclockPath)
     } catch {
         fail("\(error)")
     }
@@ -257,8 +266,9 @@ guard positionals.count == 1 else {
                               : "one server only, got \(positionals.count): \(positionals.joined(separator: " "))")
 }
 if options.has("once") {
-    if options.has("poll") || options.has("count") || options.has("publish") {
-        usage("--once takes no --poll, --count or --publish")
+    if options.has("poll") || options.has("count") || options.has("publish") || options.has("refclock-sock")
+        || options.has("refclock-shm") || options.has("vmclock") {
+        usage("--once takes no --poll, --count, --publish, --refclock-sock, --refclock-shm or --vmclock")
     }
     runOnce(positionals[0])
 }
