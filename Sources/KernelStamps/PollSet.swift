@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CKernelStamps
 
 /// A fixed set of descriptors for poll(2), allocated once and kept up to date entry by entry,
 /// so a loop that waits millions of times a second (a busy-polling relay, an idle server
@@ -34,6 +35,16 @@ public final class PollSet: @unchecked Sendable {
     public func wait(count: Int, timeoutMilliseconds: Int32) -> Int {
         precondition(count <= capacity)
         return max(0, Int(poll(entries, nfds_t(count), timeoutMilliseconds)))
+    }
+
+    /// As `wait(count:timeoutMilliseconds:)` with a timeout in nanoseconds (ppoll(2); nil:
+    /// without limit), for a thread that must wake at a given instant, not at the next
+    /// millisecond. Ends no earlier than asked, and no later than the thread's timer slack.
+    @inline(__always)
+    @discardableResult
+    public func wait(count: Int, timeoutNanoseconds: Int64?) -> Int {
+        precondition(count <= capacity)
+        return max(0, Int(ck_ppoll_nanoseconds(entries, UInt(count), timeoutNanoseconds.map { max(0, $0) } ?? -1)))
     }
 
     /// Entry `index` had something to read at the last `wait`.

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
+#include "ck_timing.h"
 
 // ---- Batched I/O (recvmmsg/sendmmsg). Same layout as glibc's struct mmsghdr (asserted in shim.c).
 typedef struct ck_mmsghdr {
