@@ -27,7 +27,7 @@ let liveTool = ToolDescription(
     of the run as in the scenario's simulated duration (migration: at a quarter).
 
     --compare chrony runs chronyd -x (it never adjusts the clock) as a second client through
-    its own relay with the same network model and poll, and reads its clock from its tracking
+    the same relay thread, on its own port with its own copy of the network model and poll, and reads its clock from its tracking
     report every poll/4: its error is the correction it holds (cooked minus system time)
     against the truth, its bound root delay/2 + root dispersion.
 
@@ -45,11 +45,21 @@ let liveTool = ToolDescription(
         .value("svg", "FILE", "Write error against time with each client's bound as a band."),
         .value("csv", "FILE", "Write every sample as CSV: client, time s, error ns, bound ns."),
         .value("exchanges", "FILE", "Write our client's exchanges as JSON lines (as ntpclient --json)."),
-        .flag("relay-sleeps", "Let the relays sleep between packets instead of busy-polling. Saves a\ncore per relay, but a sleeping thread wakes 40 µs to over 1 ms after a\npacket arrives, which the clients see as path asymmetry. (Relays only\nbusy-poll when the lab may run at real-time priority, i.e. as root.)"),
+        .value("calibration-tolerance", "US", "How far (µs) a client's path asymmetry may stray from the model's\nbefore the run fails (default 3): checked with SNTP probes through the\nrelay before the clients start, and for each client from the relay's\nown stamps of its exchanges at the end."),
+        .flag("ignore-calibration", "Run and exit 0 even when a path fails the calibration check (the\nreport still says so)."),
+        .flag("lateness-histogram", "Also print the relay's send-lateness histogram per direction."),
         .value("chronyd", "PATH", "The chronyd to run (default: /usr/sbin/chronyd and the usual places)."),
         .flag("default-demo", "What bare 'ntplab' runs: lan-stratum1, 60 s, poll 1 s, SVG to\n./ntplab-lan-stratum1.svg (each of these can still be overridden)."),
     ],
     footer: """
+    The relay is one thread for every client. It takes each packet's departure from the
+    kernel's receive stamp plus the model's delay, sleeps until shortly before it and spins
+    the rest, so it needs no privilege and little CPU; the report gives its send lateness
+    (median, p99, max per direction), the packets it could only see after their departure
+    time, its CPU share, and each client's path asymmetry from the relay's own stamps. A path
+    more than the calibration tolerance off the model's fails the run (exit 1), since the
+    clients' figures would then measure the lab, not the clients.
+
     Progress goes to stderr every 10 s. Exit status: 0 when the run finished, 1 when it could
     not run (no free port, chronyd missing or exiting), 2 on a usage error.
     """
@@ -68,11 +78,13 @@ func runLiveCommand(_ arguments: [String]) -> Int32 {
     let durationSeconds: Double
     let pollSeconds: Int
     let servedOffsetMilliseconds: Double
+    let toleranceMicroseconds: Double
     var seed: UInt64? = nil
     do throws(UsageError) {
         durationSeconds = try options.decimal("duration", default: demo ? 60 : 600, in: 10...86_400)
         pollSeconds = try options.integer("poll", default: demo ? 1 : Int(scenario.configuration.pollNanoseconds / 1_000_000_000), in: 1...1024)
         servedOffsetMilliseconds = try options.decimal("served-offset", default: 0, in: -100_000...100_000)
+        toleranceMicroseconds = try options.decimal("calibration-tolerance", default: 3, in: 0...1_000_000)
         if let text = options.string("seed") {
             guard let value = UInt64(text) else { throw UsageError("--seed wants a whole number from 0 to \(UInt64.max), not '\(text)'") }
             seed = value
@@ -92,7 +104,9 @@ func runLiveCommand(_ arguments: [String]) -> Int32 {
     var liveOptions = LiveOptions()
     liveOptions.interrupted = { (try? signals.pending()) != nil }
     liveOptions.compareChrony = options.has("compare")
-    liveOptions.relayBusyPolling = !options.has("relay-sleeps")
+    liveOptions.calibrationToleranceNanoseconds = Int64((toleranceMicroseconds * 1e3).rounded())
+    let ignoreCalibration = options.has("ignore-calibration")
+    liveOptions.stopOnFailedCalibration = !ignoreCalibration
     liveOptions.chronydPath = options.string("chronyd")
     if liveOptions.compareChrony, liveOptions.chronydPath == nil, ChronyPeer.installedPath == nil {
         exitWithFailure(liveTool.name, "--compare chrony: chronyd is not installed (apt-get install chrony)")
@@ -133,7 +147,13 @@ func runLiveCommand(_ arguments: [String]) -> Int32 {
         printLine(LiveReport.json(result).rendered())
     } else {
         writeAll(STDOUT_FILENO, LiveReport.table(result))
+        if options.has("lateness-histogram") { writeAll(STDOUT_FILENO, LiveReport.latenessHistogramText(result)) }
         if let svgPath { printLine("plot written to \(absolutePath(svgPath))") }
+    }
+    if !result.calibrationFailures.isEmpty && !ignoreCalibration {
+        printError(liveTool.name, "calibration failed: \(result.calibrationFailures.joined(separator: "; ")); "
+                   + "the figures measure the lab, not the clients: retry when the machine is quieter, or pass --ignore-calibration")
+        return ExitStatus.failure.rawValue
     }
     return ExitStatus.success.rawValue
 }

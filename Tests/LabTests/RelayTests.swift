@@ -158,6 +158,53 @@ final class RelayPureTests: XCTestCase {
         XCTAssertEqual(Self.timestamp(zeros, at: 32), 0)
     }
 
+    /// Bins: 1 µs wide below 100 µs, 100 µs wide below 10 ms, one open bin beyond; a
+    /// quantile is its bin's upper edge but never more than the largest lateness seen.
+    func testLatenessHistogramQuantiles() {
+        var histogram = LatenessHistogram()
+        XCTAssertEqual(histogram.medianNanoseconds, 0)
+        for _ in 0..<98 { histogram.add(1_500) }         // bin 1: (1, 2] µs
+        histogram.add(250_000)                            // bin (200, 300] µs
+        histogram.add(-7)                                 // early counts as on time: bin 0
+        XCTAssertEqual(histogram.total, 100)
+        XCTAssertEqual(histogram.medianNanoseconds, 2_000)
+        XCTAssertEqual(histogram.quantileNanoseconds(0.98), 2_000)
+        XCTAssertEqual(histogram.quantileNanoseconds(0.99), 2_000)
+        XCTAssertEqual(histogram.quantileNanoseconds(1.0), 250_000, "capped at the maximum, not the bin's edge")
+        XCTAssertEqual(histogram.maximumNanoseconds, 250_000)
+        XCTAssertEqual(histogram.occupiedBins.map(\.count), [1, 98, 1])
+        histogram.add(50 * Span.second)
+        XCTAssertEqual(LatenessHistogram.bin(ofNanoseconds: 50 * Span.second), LatenessHistogram.binCount - 1)
+        XCTAssertEqual(histogram.quantileNanoseconds(1.0), 50 * Span.second)
+        XCTAssertEqual(LatenessHistogram.bin(ofNanoseconds: 99_999), 99)
+        XCTAssertEqual(LatenessHistogram.bin(ofNanoseconds: 100_000), 100)
+        XCTAssertEqual(LatenessHistogram.upperEdgeNanoseconds(ofBin: 100), 200_000)
+    }
+
+    /// The path a client got: medians of the relay's held asymmetry, of the model's, and of
+    /// their difference; a probe's offset minus the model's asymmetry of the same exchange.
+    func testPathAsymmetryAndProbeCalibrationFromRecords() {
+        func record(_ transmit: UInt64, held: (Int64, Int64), model: (Int64, Int64)) -> RelayExchangeRecord {
+            RelayExchangeRecord(lane: 0, requestTransmitTimestamp: transmit, requestArrivalNanoseconds: 1_000,
+                                requestDepartureNanoseconds: 1_000 + held.0, requestModelDelayNanoseconds: model.0,
+                                responseArrivalNanoseconds: 5_000, responseDepartureNanoseconds: 5_000 + held.1,
+                                responseModelDelayNanoseconds: model.1)
+        }
+        // Forward sent 4 µs late in two of three: the relay added +2 µs of asymmetry (median).
+        let records = [record(1, held: (74_000, 80_000), model: (70_000, 80_000)),
+                       record(2, held: (76_000, 81_000), model: (72_000, 81_000)),
+                       record(3, held: (70_000, 90_000), model: (70_000, 90_000))]
+        XCTAssertEqual(records[0].heldAsymmetryNanoseconds, -3_000)
+        XCTAssertEqual(records[0].modelAsymmetryNanoseconds, -5_000)
+        let path = PathAsymmetry(records)
+        XCTAssertEqual(path, PathAsymmetry(exchanges: 3, measuredNanoseconds: -3_000, modelNanoseconds: -5_000, relayAddedNanoseconds: 2_000))
+        XCTAssertNil(PathAsymmetry([]))
+        // Probes: offsets −4, −3.5 and an unmatched one; lab added = offset − model.
+        let probe = ProbeCalibration(probes: [(1, -4_000), (2, -3_500), (99, 1_000_000)], records: records)
+        XCTAssertEqual(probe, ProbeCalibration(probes: 2, labAddedNanoseconds: 1_000, medianOffsetNanoseconds: -4_000))
+        XCTAssertNil(ProbeCalibration(probes: [(99, 0)], records: records))
+    }
+
     func testNTPUnitsOfNegativeAndPositiveNanoseconds() {
         XCTAssertEqual(ServedTimeRewriter.ntpUnits(ofNanoseconds: 0), 0)
         XCTAssertEqual(ServedTimeRewriter.ntpUnits(ofNanoseconds: Span.second), 1 << 32)
@@ -187,16 +234,17 @@ final class RelayLoopbackTests: XCTestCase {
         return (Array(UnsafeRawBufferPointer(rebasing: buffer[0..<datagram.byteCount])), source)
     }
 
+    /// Two clients on one lane (each its own upstream socket), and the same again on two
+    /// lanes (each client answered from the port it sent to).
     func testDelaysRewriteAndRoutingThroughTheRelay() throws {
-        try checkDelaysRewriteAndRouting(busyPolling: false)
+        try checkDelaysRewriteAndRouting(lanes: 1)
     }
 
-    /// The busy-polling loop the live lab uses is a second loop: it must do the same work.
-    func testDelaysRewriteAndRoutingThroughABusyPollingRelay() throws {
-        try checkDelaysRewriteAndRouting(busyPolling: true)
+    func testDelaysRewriteAndRoutingThroughTwoLanesOfOneRelay() throws {
+        try checkDelaysRewriteAndRouting(lanes: 2)
     }
 
-    private func checkDelaysRewriteAndRouting(busyPolling: Bool) throws {
+    private func checkDelaysRewriteAndRouting(lanes: Int) throws {
         let server = try socket()
         let forwardMinimum = 3 * Span.millisecond, backwardMinimum = 2 * Span.millisecond
         let network = NetworkParameters(
@@ -205,7 +253,7 @@ final class RelayLoopbackTests: XCTestCase {
         var configuration = RelayConfiguration(upstreamAddress: try server.localAddress(), network: network)
         let now = realtimeNanoseconds()
         configuration.transform = ServedTimeTransform(originUnixNanoseconds: now, offsetNanoseconds: 1_500 * Span.millisecond, rateError: 50e-6)
-        configuration.busyPolling = busyPolling
+        configuration.lanes = lanes
         let relay = try ImpairmentRelay(configuration)
         try relay.start()
         defer { relay.stop() }
@@ -215,13 +263,16 @@ final class RelayLoopbackTests: XCTestCase {
         defer { buffer.deallocate() }
         let rounds = 10
         var upstreamPorts = Set<UInt16>()
+        XCTAssertEqual(relay.listenAddresses.count, lanes)
+        XCTAssertEqual(Set(relay.listenAddresses).count, lanes, "each lane listens on its own port")
         for round in 0..<rounds {
             for (c, client) in clients.enumerated() {
+                let laneAddress = relay.listenAddresses[c % lanes]
                 // The request carries its sender in the transmit timestamp, as NTP clients do.
                 let tag = UInt64(round * 2 + c + 1)
                 let request = RelayPureTests.response(reference: 0, origin: 0, receive: 0, transmit: tag, mode: 3)
                 let sent = clockNanoseconds(.monotonic)
-                try client.send(request, to: relay.listenAddress)
+                try client.send(request, to: laneAddress)
                 let arrived = try XCTUnwrap(try receive(server, buffer), "request \(tag) never reached the server")
                 let forwardElapsed = clockNanoseconds(.monotonic) - sent
                 XCTAssertGreaterThanOrEqual(forwardElapsed, forwardMinimum)
@@ -237,7 +288,7 @@ final class RelayLoopbackTests: XCTestCase {
                 try server.send(answer, to: arrived.source)
                 let back = try XCTUnwrap(try self.receive(client, buffer), "response \(tag) never came back")
                 XCTAssertGreaterThanOrEqual(clockNanoseconds(.monotonic) - answered, backwardMinimum)
-                XCTAssertEqual(back.source, relay.listenAddress)
+                XCTAssertEqual(back.source, laneAddress, "a response leaves from the lane its request came in on")
                 XCTAssertEqual(RelayPureTests.timestamp(back.bytes, at: 24), tag, "the response went to the wrong client")
                 var expected = answer
                 expected.withUnsafeMutableBytes { _ = ServedTimeRewriter.rewrite($0, by: configuration.transform, pivotUnixNanoseconds: serverNow) }
@@ -258,12 +309,28 @@ final class RelayLoopbackTests: XCTestCase {
         XCTAssertEqual(counters.requestsDropped + counters.responsesDropped + counters.overflowDrops + counters.sendErrors, 0)
         XCTAssertGreaterThanOrEqual(counters.minimumRequestDelayNanoseconds, forwardMinimum)
         XCTAssertGreaterThanOrEqual(counters.minimumResponseDelayNanoseconds, backwardMinimum)
-        // Lateness is measured after the due time, so never negative, and a mean is no larger than the maximum.
-        XCTAssertGreaterThanOrEqual(counters.requestLatenessTotalNanoseconds, 0)
-        XCTAssertGreaterThanOrEqual(counters.responseLatenessTotalNanoseconds, 0)
-        XCTAssertEqual(counters.meanRequestLatenessNanoseconds, counters.requestLatenessTotalNanoseconds / Int64(2 * rounds))
-        XCTAssertLessThanOrEqual(counters.meanRequestLatenessNanoseconds, counters.maximumLatenessNanoseconds)
-        XCTAssertLessThanOrEqual(counters.meanResponseLatenessNanoseconds, counters.maximumLatenessNanoseconds)
+        // Every send is in its direction's histogram; quantiles are ordered and within the maximum.
+        let lateness = relay.latenessHistograms()
+        for histogram in [lateness.request, lateness.response] {
+            XCTAssertEqual(histogram.total, 2 * rounds)
+            XCTAssertLessThanOrEqual(histogram.medianNanoseconds, histogram.p99Nanoseconds)
+            XCTAssertLessThanOrEqual(histogram.p99Nanoseconds, histogram.maximumNanoseconds)
+        }
+        // Every exchange is recorded on its lane with the request's transmit timestamp, held
+        // at least the model's delay each way (sent at or after arrival + delay).
+        let records = relay.exchangeRecords()
+        XCTAssertEqual(records.count, 2 * rounds)
+        XCTAssertEqual(Set(records.map(\.requestTransmitTimestamp)), Set((1...(2 * rounds)).map { UInt64($0) }))
+        for record in records {
+            XCTAssertEqual(record.lane, Int(record.requestTransmitTimestamp - 1) % 2 % lanes)
+            XCTAssertGreaterThanOrEqual(record.requestModelDelayNanoseconds, forwardMinimum)
+            XCTAssertGreaterThanOrEqual(record.responseModelDelayNanoseconds, backwardMinimum)
+            XCTAssertGreaterThanOrEqual(record.requestDepartureNanoseconds - record.requestArrivalNanoseconds, record.requestModelDelayNanoseconds)
+            XCTAssertGreaterThanOrEqual(record.responseDepartureNanoseconds - record.responseArrivalNanoseconds, record.responseModelDelayNanoseconds)
+        }
+        XCTAssertEqual(relay.exchangeRecords(lane: 0).count, lanes == 1 ? 2 * rounds : rounds)
+        XCTAssertGreaterThan(counters.cpuNanoseconds, 0)
+        XCTAssertGreaterThan(counters.runningNanoseconds, counters.cpuNanoseconds / 2)
     }
 
     func testLossRateOfRealPackets() throws {
@@ -308,17 +375,23 @@ final class RelayLoopbackTests: XCTestCase {
     func testStopIsPromptAndIdempotentAndBindErrorsAreLabErrors() throws {
         let relay = try ImpairmentRelay(RelayConfiguration(upstreamAddress: .loopbackIPv4(port: 9), network: Scenario.lanStratum1.configuration.network))
         try relay.start()
-        relay.stop()
-        relay.stop()
-        XCTAssertEqual(relay.counters, RelayCounters())
-        var spinning = RelayConfiguration(upstreamAddress: .loopbackIPv4(port: 9), network: Scenario.lanStratum1.configuration.network)
-        spinning.busyPolling = true
-        let busy = try ImpairmentRelay(spinning)
-        try busy.start()
         let stopping = clockNanoseconds(.monotonic)
-        busy.stop()
-        XCTAssertLessThan(clockNanoseconds(.monotonic) - stopping, Span.second, "a busy-polling relay stops at its next pass")
-        XCTAssertEqual(busy.counters, RelayCounters())
+        relay.stop()
+        XCTAssertLessThan(clockNanoseconds(.monotonic) - stopping, Span.second, "a sleeping relay wakes to stop")
+        relay.stop()
+        var idle = relay.counters
+        XCTAssertGreaterThan(idle.runningNanoseconds, 0)
+        idle.cpuNanoseconds = 0
+        idle.runningNanoseconds = 0
+        idle.shortSchedulerSlice = false
+        XCTAssertEqual(idle, RelayCounters(), "no packet, no count")
+
+        var lanes = RelayConfiguration(upstreamAddress: .loopbackIPv4(port: 9), network: Scenario.lanStratum1.configuration.network)
+        lanes.lanes = 2
+        lanes.listenAddress = .loopbackIPv4(port: 1234)
+        XCTAssertThrowsError(try ImpairmentRelay(lanes)) { error in
+            XCTAssertTrue(String(describing: error).contains("port 0"), "\(error)")
+        }
 
         var taken = RelayConfiguration(upstreamAddress: .loopbackIPv4(port: 9), network: Scenario.lanStratum1.configuration.network)
         taken.listenAddress = relay.listenAddress

@@ -13,35 +13,64 @@ public enum LiveReport {
             + "truth = host clock through the relay's served-time transform"
             + (plan.scenario.reference == .server ? " (the server's clock)" : "")
             + (result.realtimeScheduling ? "; lab threads and chronyd at SCHED_FIFO 10" : "; normal scheduling (not permitted to raise it)")
-            + (result.relaysBusyPolled ? "; relays busy-poll" : "; relays sleep between packets") + "\n"
-        out += clientLine(result.ours) + "; \(result.exchanges) exchanges, \(result.acceptedExchanges) accepted\n"
-        if let peer = result.peer { out += clientLine(peer) + "\n" }
-        func path(_ measured: (asymmetryNanoseconds: Int64, delayNanoseconds: Int64)?) -> String {
-            measured.map { "(fwd − bwd)/2 \(micro($0.asymmetryNanoseconds)) µs, round trip \(micro($0.delayNanoseconds)) µs" } ?? "not measured"
-        }
+            + "; one relay thread for every client, sleeping between packets\n"
+        out += clientLine(result.ours, path: result.oursPath) + "; \(result.exchanges) exchanges, \(result.acceptedExchanges) accepted\n"
+        if let peer = result.peer { out += clientLine(peer, path: result.peerPath) + "\n" }
         let model = plan.network.minimumDelays(atTrueNanoseconds: 0)
-        out += "path before time zero (SNTP, host clock both ends; a client's error is biased by the asymmetry): direct \(path(result.directPath)); "
-            + "through our relay \(path(result.relayPath))"
-            + (result.peer != nil ? "; through chronyd's relay \(path(result.peerRelayPath))" : "")
-            + " (model: \(micro((model.forward - model.backward) / 2)) µs, \(micro(model.forward + model.backward)) µs)\n"
+        func probe(_ check: ProbeCalibration?) -> String {
+            check.map { "offset \(micro($0.medianOffsetNanoseconds)) µs, \(signedMicro($0.labAddedNanoseconds)) µs beyond the model (\($0.probes) probes)" } ?? "no probe answered"
+        }
+        out += "relay-only check before time zero (SNTP probes, host clock both ends; an offset is the path's (fwd − bwd)/2): "
+            + "ntpclient's lane \(probe(result.oursProbe))"
+            + (result.peer != nil ? "; chronyd's lane \(probe(result.peerProbe))" : "")
+            + "; direct to the server " + (result.directPath.map { "\(micro($0.asymmetryNanoseconds)) µs" } ?? "not measured")
+            + " (model's minimum delays: \(micro((model.forward - model.backward) / 2)) µs, round trip \(micro(model.forward + model.backward)) µs)\n"
+        out += result.calibrationFailures.isEmpty
+            ? "calibration: every path within ±\(micro(result.calibrationToleranceNanoseconds)) µs of the model's asymmetry\n"
+            : "CALIBRATION FAILED (tolerance ±\(micro(result.calibrationToleranceNanoseconds)) µs): " + result.calibrationFailures.joined(separator: "; ") + "\n"
         if !plan.events.isEmpty {
             out += "events: " + plan.events.map { "\($0.name) at \(formatDuration($0.atNanoseconds))" }.joined(separator: ", ") + "\n"
         }
-        for (i, relay) in result.relayCounters.enumerated() {
-            let who = i == 0 ? result.ours.label : (result.peer?.label ?? "peer")
-            out += "relay for \(who): \(relay.requestsForwarded)/\(relay.requestsReceived) requests and "
-                + "\(relay.responsesForwarded)/\(relay.responsesReceived) responses passed, "
-                + "delay min \(micro(relay.minimumRequestDelayNanoseconds)) / \(micro(relay.minimumResponseDelayNanoseconds)) µs, "
-                + "max \(micro(relay.maximumRequestDelayNanoseconds)) / \(micro(relay.maximumResponseDelayNanoseconds)) µs "
-                + "(request / response), sends late by \(micro(relay.meanRequestLatenessNanoseconds)) / "
-                + "\(micro(relay.meanResponseLatenessNanoseconds)) µs on average, at most \(micro(relay.maximumLatenessNanoseconds)) µs"
-                + (relay.overflowDrops + relay.sendErrors > 0 ? "; \(relay.overflowDrops) overflow drops, \(relay.sendErrors) send errors" : "") + "\n"
+        let relay = result.relayCounters
+        out += "relay: \(relay.requestsForwarded)/\(relay.requestsReceived) requests and "
+            + "\(relay.responsesForwarded)/\(relay.responsesReceived) responses passed, "
+            + "delay min \(micro(relay.minimumRequestDelayNanoseconds)) / \(micro(relay.minimumResponseDelayNanoseconds)) µs, "
+            + "max \(micro(relay.maximumRequestDelayNanoseconds)) / \(micro(relay.maximumResponseDelayNanoseconds)) µs (request / response)"
+            + (relay.overflowDrops + relay.sendErrors > 0 ? "; \(relay.overflowDrops) overflow drops, \(relay.sendErrors) send errors" : "")
+            + "; CPU \(fixedDecimal(Double(relay.cpuNanoseconds) / 1e9, 3)) s in \(fixedDecimal(Double(relay.runningNanoseconds) / 1e9, 1)) s, "
+            + "\(fixedDecimal(relay.cpuShare * 100, 2))% of a core"
+            + (result.realtimeScheduling ? "" : relay.shortSchedulerSlice ? ", 0.1 ms scheduler slice" : ", default scheduler slice (a short one was refused)")
+            + "\n"
+        out += "relay send lateness: " + latenessLine("requests", result.requestLateness, pastDeparture: relay.requestsPastDeparture)
+            + "; " + latenessLine("responses", result.responseLateness, pastDeparture: relay.responsesPastDeparture) + "\n"
+        if relay.requestsPastDeparture + relay.responsesPastDeparture > 0 {
+            out += "the scenario's path could not be kept: \(relay.requestsPastDeparture) requests and \(relay.responsesPastDeparture) responses "
+                + "reached the relay's thread only after their departure time (the model's delay is shorter than this machine's wake-up)\n"
         }
         return out
     }
 
-    static func clientLine(_ client: LiveClientResult) -> String {
-        var line = "\(client.label): \(client.samples.count) samples (\(client.exchangeSamples) at exchanges, "
+    /// Median, p99 and maximum of one direction's lateness, and how many packets were seen
+    /// only after their departure time.
+    static func latenessLine(_ name: String, _ histogram: LatenessHistogram, pastDeparture: Int) -> String {
+        "\(name) median \(micro(histogram.medianNanoseconds)) / p99 \(micro(histogram.p99Nanoseconds)) / max \(micro(histogram.maximumNanoseconds)) µs "
+            + "(\(histogram.total) sent, \(pastDeparture) seen after their departure time)"
+    }
+
+    /// The lateness histograms, one line per direction: "≤ upper edge µs: count" per bin.
+    public static func latenessHistogramText(_ result: LiveResult) -> String {
+        func line(_ name: String, _ histogram: LatenessHistogram) -> String {
+            "\(name): " + histogram.occupiedBins.map { "≤\($0.upperEdgeNanoseconds == .max ? "∞" : micro($0.upperEdgeNanoseconds)) µs \($0.count)" }
+                .joined(separator: ", ")
+        }
+        return line("request lateness", result.requestLateness) + "\n" + line("response lateness", result.responseLateness) + "\n"
+    }
+
+    static func clientLine(_ client: LiveClientResult, path: PathAsymmetry?) -> String {
+        var line = "\(client.label): path asymmetry "
+            + (path.map { "\(micro($0.measuredNanoseconds)) µs by the relay's stamps, model \(micro($0.modelNanoseconds)) µs for the same packets "
+                + "(relay added \(signedMicro($0.relayAddedNanoseconds)) µs, \($0.exchanges) exchanges)" } ?? "not measured (no exchange completed)")
+            + "; \(client.samples.count) samples (\(client.exchangeSamples) at exchanges, "
             + "\(client.betweenSamples) read between; \(client.skippedReads) reads unusable or before the first estimate)"
         if client.boundViolationCount > 0, let first = client.boundViolations.first {
             line += "; |error| > bound in \(client.boundViolationCount), first at \(formatDuration(first.trueNanoseconds)) "
@@ -55,6 +84,8 @@ public enum LiveReport {
         nanoseconds == .max ? "-" : fixedDecimal(Double(nanoseconds) / 1e3, 1)
     }
 
+    private static func signedMicro(_ nanoseconds: Int64) -> String { (nanoseconds >= 0 ? "+" : "") + micro(nanoseconds) }
+
     /// Every sample of every client as CSV: client, time s, error ns, bound ns, source.
     public static func csv(_ result: LiveResult) -> String {
         var out = "client,time_s,error_ns,max_error_ns\n"
@@ -67,9 +98,26 @@ public enum LiveReport {
     }
 
     public static func json(_ result: LiveResult) -> JSONValue {
-        func client(_ c: LiveClientResult) -> JSONValue {
+        func path(_ p: PathAsymmetry?) -> JSONValue {
+            p.map { .object([
+                JSONMember("exchanges", .integer(Int64($0.exchanges))),
+                JSONMember("measuredAsymmetryNanoseconds", .integer($0.measuredNanoseconds)),
+                JSONMember("modelAsymmetryNanoseconds", .integer($0.modelNanoseconds)),
+                JSONMember("relayAddedAsymmetryNanoseconds", .integer($0.relayAddedNanoseconds)),
+            ]) } ?? .null
+        }
+        func probe(_ p: ProbeCalibration?) -> JSONValue {
+            p.map { .object([
+                JSONMember("probes", .integer(Int64($0.probes))),
+                JSONMember("medianOffsetNanoseconds", .integer($0.medianOffsetNanoseconds)),
+                JSONMember("labAddedAsymmetryNanoseconds", .integer($0.labAddedNanoseconds)),
+            ]) } ?? .null
+        }
+        func client(_ c: LiveClientResult, _ p: PathAsymmetry?, _ check: ProbeCalibration?) -> JSONValue {
             .object([
                 JSONMember("label", .string(c.label)),
+                JSONMember("path", path(p)),
+                JSONMember("relayOnlyCheck", probe(check)),
                 JSONMember("exchangeSamples", .integer(Int64(c.exchangeSamples))),
                 JSONMember("betweenSamples", .integer(Int64(c.betweenSamples))),
                 JSONMember("skippedReads", .integer(Int64(c.skippedReads))),
@@ -87,35 +135,48 @@ public enum LiveReport {
             JSONMember("pollSeconds", .number(plan.pollSeconds)),
             JSONMember("originUnixNanoseconds", .integer(result.originUnixNanoseconds)),
             JSONMember("realtimeScheduling", .bool(result.realtimeScheduling)),
-            JSONMember("relaysBusyPolled", .bool(result.relaysBusyPolled)),
             JSONMember("directPathAsymmetryNanoseconds", result.directPath.map { .integer($0.asymmetryNanoseconds) } ?? .null),
-            JSONMember("relayPathAsymmetryNanoseconds", result.relayPath.map { .integer($0.asymmetryNanoseconds) } ?? .null),
-            JSONMember("relayPathDelayNanoseconds", result.relayPath.map { .integer($0.delayNanoseconds) } ?? .null),
-            JSONMember("peerRelayPathAsymmetryNanoseconds", result.peerRelayPath.map { .integer($0.asymmetryNanoseconds) } ?? .null),
+            JSONMember("calibrationToleranceNanoseconds", .integer(result.calibrationToleranceNanoseconds)),
+            JSONMember("calibrationFailures", .array(result.calibrationFailures.map { .string($0) })),
             JSONMember("exchanges", .integer(Int64(result.exchanges))),
             JSONMember("acceptedExchanges", .integer(Int64(result.acceptedExchanges))),
             JSONMember("events", .array(plan.events.map {
                 .object([JSONMember("event", .string($0.name)), JSONMember("atNanoseconds", .integer($0.atNanoseconds))])
             })),
-            JSONMember("ours", client(result.ours)),
+            JSONMember("ours", client(result.ours, result.oursPath, result.oursProbe)),
         ]
-        if let peer = result.peer { members.append(JSONMember("peer", client(peer))) }
-        members.append(JSONMember("relays", .array(result.relayCounters.map { r in
+        if let peer = result.peer { members.append(JSONMember("peer", client(peer, result.peerPath, result.peerProbe))) }
+        func lateness(_ h: LatenessHistogram) -> JSONValue {
             .object([
-                JSONMember("requestsReceived", .integer(Int64(r.requestsReceived))),
-                JSONMember("requestsForwarded", .integer(Int64(r.requestsForwarded))),
-                JSONMember("responsesReceived", .integer(Int64(r.responsesReceived))),
-                JSONMember("responsesForwarded", .integer(Int64(r.responsesForwarded))),
-                JSONMember("responsesRewritten", .integer(Int64(r.responsesRewritten))),
-                JSONMember("requestsDropped", .integer(Int64(r.requestsDropped))),
-                JSONMember("responsesDropped", .integer(Int64(r.responsesDropped))),
-                JSONMember("overflowDrops", .integer(Int64(r.overflowDrops))),
-                JSONMember("sendErrors", .integer(Int64(r.sendErrors))),
-                JSONMember("maximumLatenessNanoseconds", .integer(r.maximumLatenessNanoseconds)),
-                JSONMember("meanRequestLatenessNanoseconds", .integer(r.meanRequestLatenessNanoseconds)),
-                JSONMember("meanResponseLatenessNanoseconds", .integer(r.meanResponseLatenessNanoseconds)),
+                JSONMember("sent", .integer(Int64(h.total))),
+                JSONMember("medianNanoseconds", .integer(h.medianNanoseconds)),
+                JSONMember("p99Nanoseconds", .integer(h.p99Nanoseconds)),
+                JSONMember("maximumNanoseconds", .integer(h.maximumNanoseconds)),
+                JSONMember("bins", .array(h.occupiedBins.map {
+                    .object([JSONMember("upToNanoseconds", $0.upperEdgeNanoseconds == .max ? .null : .integer($0.upperEdgeNanoseconds)),
+                             JSONMember("count", .integer(Int64($0.count)))])
+                })),
             ])
-        })))
+        }
+        let r = result.relayCounters
+        members.append(JSONMember("relay", .object([
+            JSONMember("requestsReceived", .integer(Int64(r.requestsReceived))),
+            JSONMember("requestsForwarded", .integer(Int64(r.requestsForwarded))),
+            JSONMember("responsesReceived", .integer(Int64(r.responsesReceived))),
+            JSONMember("responsesForwarded", .integer(Int64(r.responsesForwarded))),
+            JSONMember("responsesRewritten", .integer(Int64(r.responsesRewritten))),
+            JSONMember("requestsDropped", .integer(Int64(r.requestsDropped))),
+            JSONMember("responsesDropped", .integer(Int64(r.responsesDropped))),
+            JSONMember("overflowDrops", .integer(Int64(r.overflowDrops))),
+            JSONMember("sendErrors", .integer(Int64(r.sendErrors))),
+            JSONMember("requestsPastDeparture", .integer(Int64(r.requestsPastDeparture))),
+            JSONMember("responsesPastDeparture", .integer(Int64(r.responsesPastDeparture))),
+            JSONMember("requestLateness", lateness(result.requestLateness)),
+            JSONMember("responseLateness", lateness(result.responseLateness)),
+            JSONMember("cpuNanoseconds", .integer(r.cpuNanoseconds)),
+            JSONMember("runningNanoseconds", .integer(r.runningNanoseconds)),
+            JSONMember("cpuShare", .number(r.cpuShare)),
+        ])))
         return .object(members)
     }
 

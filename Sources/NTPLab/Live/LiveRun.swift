@@ -33,7 +33,21 @@ public struct LiveResult: Sendable {
     public var originUnixNanoseconds: Int64
     public var ours: LiveClientResult
     public var peer: LiveClientResult?
-    public var relayCounters: [RelayCounters]
+    /// The one relay every client's packets went through (lane 0 ours, lane 1 the peer's).
+    public var relayCounters: RelayCounters
+    /// Send lateness of the whole run, per direction.
+    public var requestLateness: LatenessHistogram
+    public var responseLateness: LatenessHistogram
+    /// The path each client got, from the relay's stamps of the exchanges that client made.
+    public var oursPath: PathAsymmetry?
+    public var peerPath: PathAsymmetry?
+    /// The relay-only check before time zero: SNTP probes through each lane.
+    public var oursProbe: ProbeCalibration?
+    public var peerProbe: ProbeCalibration?
+    /// How far a path's asymmetry may stray from the model's before the run is not trusted.
+    public var calibrationToleranceNanoseconds: Int64
+    /// One line per check that failed (empty: the lab delivered the scenario's path).
+    public var calibrationFailures: [String]
     public var serverCounters: ServerCounters
     public var exchanges: Int
     public var acceptedExchanges: Int
@@ -44,15 +58,10 @@ public struct LiveResult: Sendable {
     public static func exchangeLine(for report: ExchangeReport) -> String { report.jsonLine }
     /// True when the lab's threads and chronyd ran at real-time priority.
     public var realtimeScheduling: Bool
-    /// True when the relays busy-polled (`LiveOptions.relayBusyPolling` with real-time scheduling).
-    public var relaysBusyPolled: Bool
-    /// Measured before time zero with SNTP exchanges (host clock at both ends): the path's
-    /// (forward − backward)/2 and smallest round trip, direct to the server and through our
-    /// relay. The model's own asymmetry is (forward − backward minimum)/2; the rest is the
-    /// loopback, the server and the relay.
+    /// Measured before time zero with SNTP exchanges straight to the server (host clock at
+    /// both ends): the path's (forward − backward)/2 and smallest round trip, loopback and
+    /// server only.
     public var directPath: (asymmetryNanoseconds: Int64, delayNanoseconds: Int64)?
-    public var relayPath: (asymmetryNanoseconds: Int64, delayNanoseconds: Int64)?
-    public var peerRelayPath: (asymmetryNanoseconds: Int64, delayNanoseconds: Int64)?
 }
 
 /// How a live run is set up apart from its plan.
@@ -63,10 +72,15 @@ public struct LiveOptions: Sendable {
     /// Reads of each clock between exchanges: every poll / this (at least every 2 s).
     public var readsPerPoll: Int = 4
     /// Run the lab's threads and chronyd at SCHED_FIFO priority 10 when permitted (root).
+    /// Optional: the relay keeps the model's schedule without it (it sleeps until shortly
+    /// before each departure and spins the rest), real-time priority only shortens its wake-ups.
     public var realtimeScheduling = true
-    /// Relays poll without sleeping (`RelayConfiguration.busyPolling`): a core per relay for
-    /// the run, in exchange for delivering packets on the model's schedule.
-    public var relayBusyPolling = true
+    /// A client's path may differ from the model's by this much (half the difference of
+    /// forward and backward, as it biases an offset) before the run is not trusted.
+    public var calibrationToleranceNanoseconds: Int64 = 3_000
+    /// Stop before the clients start when the relay-only probes find the path off the model
+    /// by more than the tolerance. False runs anyway (the failures are still reported).
+    public var stopOnFailedCalibration = true
     /// Asked between reads; true ends the run at once with an error (chronyd, the relays and
     /// the server are stopped on the way out).
     public var interrupted: (@Sendable () -> Bool)? = nil
@@ -98,9 +112,6 @@ public enum LiveRunner {
         // does not turn into relay lateness (path asymmetry the scenario does not have).
         let realtimeScheduling = options.realtimeScheduling && ThreadScheduling.realtime(priority: 10).applyToCallingThread()
         defer { if realtimeScheduling { ThreadScheduling.normal(nice: 0).applyToCallingThread() } }
-        // Relays spin only with real-time scheduling: spinning at the same priority as the
-        // server and client would delay their wake-ups by a scheduler slice instead.
-        let relaysBusyPoll = options.relayBusyPolling && realtimeScheduling
         // The server: this host's clock, served as a stratum-1 reference.
         var serverConfiguration = ServerConfiguration(listenAddresses: [.loopbackIPv4(port: 0)], threads: 1,
                                                       identity: ServerState.Identity(precision: measuredClockPrecision(),
@@ -119,49 +130,66 @@ public enum LiveRunner {
         // Warm the server's path first: a fresh process's first response can leave many
         // milliseconds after its transmit stamp was taken (page faults, lazy set-up), an
         // asymmetry no real stratum-1 server that has run for a while shows.
-        let direct = try warmUp(serverAddress, exchanges: 6)
+        let direct = try probe(serverAddress, exchanges: 6)
 
         // Time zero: CLOCK_REALTIME (for the transform and the samples) and CLOCK_MONOTONIC
-        // (for the relays' network events), read together, a moment from now.
-        let lead: Int64 = 500_000_000
+        // (for the relay's network events), read together, a moment from now (after the
+        // relay-only probes and chronyd's start).
+        let lead: Int64 = 1_000_000_000
         let origin = realtimeNanoseconds() + lead
         let startMonotonic = clockNanoseconds(.monotonic) + lead
         let transform = plan.transform(originUnixNanoseconds: origin)
 
-        func relay() throws(LabError) -> ImpairmentRelay {
-            var configuration = RelayConfiguration(upstreamAddress: serverAddress, network: plan.network)
-            configuration.seed = plan.seed
-            configuration.transform = transform
-            configuration.startMonotonicNanoseconds = startMonotonic
-            configuration.maximumClients = 64  // slots recycle: each request has a new source port
-            configuration.busyPolling = relaysBusyPoll
-            return try ImpairmentRelay(configuration)
-        }
-        let ourRelay = try relay()
-        let peerRelay = options.compareChrony ? try relay() : nil
+        // One relay thread for every client: lane 0 ours, lane 1 chronyd's.
+        var relayConfiguration = RelayConfiguration(upstreamAddress: serverAddress, network: plan.network)
+        relayConfiguration.lanes = options.compareChrony ? 2 : 1
+        relayConfiguration.seed = plan.seed
+        relayConfiguration.transform = transform
+        relayConfiguration.startMonotonicNanoseconds = startMonotonic
+        relayConfiguration.maximumClients = 64  // slots recycle: each request has a new source port
+        let relay = try ImpairmentRelay(relayConfiguration)
+        try relay.start()
+        defer { relay.stop() }
 
-        // chronyd first: it takes a moment to come up, and its iburst should start with ours.
+        // The relay-only check: SNTP probes through each lane before any client starts
+        // (their first sends also warm the relay's path). Each probe's offset is its whole
+        // path's asymmetry; the relay's record of the same exchange says what the model drew.
+        func probeLane(_ lane: Int) throws(LabError) -> ProbeCalibration? {
+            let probes = try probes(relay.listenAddresses[lane], exchanges: 12,
+                                    servedCorrection: transform.correctionNanoseconds(atServerUnixNanoseconds: realtimeNanoseconds()))
+            return ProbeCalibration(probes: probes.map { ($0.requestTransmitTimestamp, $0.offsetNanoseconds) },
+                                    records: relay.exchangeRecords(lane: lane))
+        }
+        let oursProbe = try probeLane(0)
+        let peerProbe = options.compareChrony ? try probeLane(1) : nil
+        let tolerance = options.calibrationToleranceNanoseconds
+        var calibrationFailures: [String] = []
+        var lanesToCheck = [("ntpclient's lane", oursProbe)]
+        if options.compareChrony { lanesToCheck.append(("chronyd's lane", peerProbe)) }
+        for (who, check) in lanesToCheck {
+            guard let check else {
+                calibrationFailures.append("relay-only check, \(who): no probe came back through the relay")
+                continue
+            }
+            if abs(check.labAddedNanoseconds) > tolerance {
+                calibrationFailures.append("relay-only check, \(who): SNTP probes through the relay found the path's asymmetry "
+                    + "\(microseconds(check.labAddedNanoseconds)) µs off the model's (tolerance ±\(microseconds(tolerance)) µs)")
+            }
+        }
+        if options.stopOnFailedCalibration, let failure = calibrationFailures.first {
+            throw LabError("\(failure): the lab cannot deliver this scenario's path on this machine now; "
+                           + "retry when it is quieter, or run anyway with --ignore-calibration")
+        }
+
+        // chronyd through its own lane.
         var peer: ChronyPeer? = nil
-        if let peerRelay {
-            peer = try ChronyPeer(server: peerRelay.listenAddress, pollExponent: plan.chronyPollExponent,
+        if options.compareChrony {
+            peer = try ChronyPeer(server: relay.listenAddresses[1], pollExponent: plan.chronyPollExponent,
                                   chronydPath: options.chronydPath)
         }
         defer {
             peer?.stop()
             peer?.removeDirectory()
-        }
-        try ourRelay.start()
-        try peerRelay?.start()
-        defer {
-            ourRelay.stop()
-            peerRelay?.stop()
-        }
-        // And each relay's (its first upstream socket, its first sends), before time zero.
-        let throughRelay = try warmUp(ourRelay.listenAddress, exchanges: 9,
-                                      servedCorrection: transform.correctionNanoseconds(atServerUnixNanoseconds: realtimeNanoseconds()))
-        let throughPeerRelay = try peerRelay.flatMap { (relay) throws(LabError) in
-            try warmUp(relay.listenAddress, exchanges: 9,
-                       servedCorrection: transform.correctionNanoseconds(atServerUnixNanoseconds: realtimeNanoseconds()))
         }
 
         // Our client, publishing its clock to a private file.
@@ -174,12 +202,12 @@ public enum LiveRunner {
         let runner: ClientRunner
         let reader: PublishedClockReader
         do {
-            runner = try ClientRunner(server: ourRelay.listenAddress, pollSeconds: plan.pollSeconds, publishPath: publishPath)
+            runner = try ClientRunner(server: relay.listenAddresses[0], pollSeconds: plan.pollSeconds, publishPath: publishPath)
             reader = try PublishedClockReader(path: publishPath)
         } catch {
             throw LabError("client: \(error)")
         }
-        while realtimeNanoseconds() < origin { usleep(1_000) }
+        while realtimeNanoseconds() < origin { ThreadTiming.sleep(until: origin, on: .realtime) }
         let client = ClientThread(runner: runner, count: plan.exchangeCount)
         try client.start()
 
@@ -194,9 +222,7 @@ public enum LiveRunner {
             let now = realtimeNanoseconds()
             if now >= end { break }
             if next > now {
-                let wait = min(next, end) - now
-                var pause = timespec(tv_sec: Int(wait / Span.second), tv_nsec: Int(wait % Span.second))
-                _ = nanosleep(&pause, nil)  // an early wake-up (a signal) just loops
+                ThreadTiming.sleep(until: min(next, end), on: .realtime)  // an early wake-up (a signal) just loops
                 continue
             }
             next += interval
@@ -217,31 +243,46 @@ public enum LiveRunner {
         if let failure = client.failure { throw LabError("client: \(failure)") }
         for report in client.reports { ours.addExchange(report) }
 
-        let relays = [ourRelay.counters] + (peerRelay.map { [$0.counters] } ?? [])
+        relay.stop()
+        let lateness = relay.latenessHistograms()
+        let oursPath = PathAsymmetry(relay.exchangeRecords(lane: 0).filter { $0.requestArrivalNanoseconds >= startMonotonic })
+        let peerPath = options.compareChrony
+            ? PathAsymmetry(relay.exchangeRecords(lane: 1).filter { $0.requestArrivalNanoseconds >= startMonotonic }) : nil
+        for (who, path) in [("ntpclient", oursPath), ("chronyd", peerPath)] {
+            guard let path else { continue }
+            if abs(path.relayAddedNanoseconds) > tolerance {
+                calibrationFailures.append("\(who)'s path: the relay's stamps of its \(path.exchanges) exchanges give an asymmetry "
+                    + "\(microseconds(path.relayAddedNanoseconds)) µs off the model's for the same packets (tolerance ±\(microseconds(tolerance)) µs)")
+            }
+        }
         var oursResult = ours.result(notes: client.logMessages)
         oursResult.exchangeSamples = ours.exchangeSamples
         return LiveResult(plan: plan, originUnixNanoseconds: origin, ours: oursResult,
                           peer: peer == nil ? nil : theirs.result(notes: []),
-                          relayCounters: relays, serverCounters: server.counters(),
+                          relayCounters: relay.counters,
+                          requestLateness: lateness.request, responseLateness: lateness.response,
+                          oursPath: oursPath, peerPath: peerPath, oursProbe: oursProbe, peerProbe: peerProbe,
+                          calibrationToleranceNanoseconds: tolerance, calibrationFailures: calibrationFailures,
+                          serverCounters: server.counters(),
                           exchanges: client.reports.count,
                           acceptedExchanges: client.reports.filter { $0.outcome == .accepted }.count,
                           exchangeLines: client.reports.map(LiveResult.exchangeLine(for:)),
                           realtimeScheduling: realtimeScheduling,
-                          relaysBusyPolled: relaysBusyPoll,
-                          directPath: direct.map { ($0.asymmetry, $0.delay) },
-                          relayPath: throughRelay.map { ($0.asymmetry, $0.delay) },
-                          peerRelayPath: throughPeerRelay.map { ($0.asymmetry, $0.delay) })
+                          directPath: direct)
     }
 }
 
-/// A few exchanges before time zero, so the first measured one is not a cold start. Their
-/// answers say what no client can see: with this host's clock at both ends, the SNTP offset
-/// (server − system clock) is (forward − backward delay) / 2, the path's asymmetry, which
-/// biases every client by that much. Returns the offset of the exchange with the smallest
-/// delay (the least queueing, so closest to the minimum delays' asymmetry) and that delay.
-private func warmUp(_ address: SocketAddress, exchanges: Int,
-                    servedCorrection: Int64 = 0) throws(LabError) -> (asymmetry: Int64, delay: Int64)? {
-    var offsets: [Int64] = [], delays: [Int64] = []  // a few, once per run
+/// Nanoseconds as microseconds with one decimal.
+func microseconds(_ nanoseconds: Int64) -> String { fixedDecimal(Double(nanoseconds) / 1e3, 1) }
+
+/// SNTP exchanges before time zero, one every 10 ms, so the first measured one is not a
+/// cold start. Their answers say what no client can see: with this host's clock at both
+/// ends, the SNTP offset (server − system clock, minus what the relay adds to the served
+/// time) is (forward − backward delay) / 2, the path's asymmetry, which biases every client
+/// by that much (RFC 5905 §8). The first exchange is left out (it warms the path).
+private func probes(_ address: SocketAddress, exchanges: Int,
+                    servedCorrection: Int64 = 0) throws(LabError) -> [(requestTransmitTimestamp: UInt64, offsetNanoseconds: Int64, delayNanoseconds: Int64)] {
+    var answers: [(requestTransmitTimestamp: UInt64, offsetNanoseconds: Int64, delayNanoseconds: Int64)] = []  // a few, once per run
     do throws(NTPClientError) {
         let exchanger = try Exchanger()
         for k in 0..<exchanges {
@@ -249,15 +290,21 @@ private func warmUp(_ address: SocketAddress, exchanges: Int,
             if case .answered(let result) = try exchanger.exchange(with: address, timeoutNanoseconds: 100_000_000, rejected: { _ in }),
                k > 0 {
                 let exchange = result.systemClockExchange
-                offsets.append(exchange.offsetNanoseconds - servedCorrection)
-                delays.append(exchange.delayNanoseconds)
+                answers.append((result.response.header.originTimestamp.rawValue, exchange.offsetNanoseconds - servedCorrection,
+                                exchange.delayNanoseconds))
             }
         }
     } catch {
-        throw LabError("warming up \(address): \(error)")
+        throw LabError("probing \(address): \(error)")
     }
-    guard let best = delays.indices.min(by: { delays[$0] < delays[$1] }) else { return nil }
-    return (offsets[best], delays[best])
+    return answers
+}
+
+/// The offset of the probe with the smallest delay (the least queueing, so closest to the
+/// minimum delays' asymmetry) and that delay.
+private func probe(_ address: SocketAddress, exchanges: Int) throws(LabError) -> (asymmetryNanoseconds: Int64, delayNanoseconds: Int64)? {
+    try probes(address, exchanges: exchanges).min { $0.delayNanoseconds < $1.delayNanoseconds }
+        .map { ($0.offsetNanoseconds, $0.delayNanoseconds) }
 }
 
 /// Turns readings of one client's clock into error samples against the transform's truth.

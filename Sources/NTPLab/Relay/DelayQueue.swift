@@ -18,6 +18,7 @@ public struct DelayQueue: ~Copyable {
     private let lengths: UnsafeMutableBufferPointer<Int>
     private let clients: UnsafeMutableBufferPointer<Int>
     private let directions: UnsafeMutableBufferPointer<RelayDirection>
+    private let arrivalTimes: UnsafeMutableBufferPointer<Int64>
     private let heapDue: UnsafeMutableBufferPointer<Int64>
     private let heapOrder: UnsafeMutableBufferPointer<UInt64>
     private let heapSlot: UnsafeMutableBufferPointer<Int>
@@ -34,6 +35,7 @@ public struct DelayQueue: ~Copyable {
         lengths = .allocate(capacity: capacity)
         clients = .allocate(capacity: capacity)
         directions = .allocate(capacity: capacity)
+        arrivalTimes = .allocate(capacity: capacity)
         heapDue = .allocate(capacity: capacity)
         heapOrder = .allocate(capacity: capacity)
         heapSlot = .allocate(capacity: capacity)
@@ -47,6 +49,7 @@ public struct DelayQueue: ~Copyable {
         lengths.deallocate()
         clients.deallocate()
         directions.deallocate()
+        arrivalTimes.deallocate()
         heapDue.deallocate()
         heapOrder.deallocate()
         heapSlot.deallocate()
@@ -58,7 +61,9 @@ public struct DelayQueue: ~Copyable {
     public var nextDue: Int64? { count > 0 ? heapDue[0] : nil }
 
     /// Holds a copy of `bytes` until `due`; false (packet dropped) when full or too long.
-    public mutating func enqueue(_ bytes: UnsafeRawBufferPointer, due: Int64, direction: RelayDirection, client: Int) -> Bool {
+    /// `arrival` is kept with it (the relay measures the time each packet was held).
+    public mutating func enqueue(_ bytes: UnsafeRawBufferPointer, due: Int64, direction: RelayDirection, client: Int,
+                                 arrival: Int64 = 0) -> Bool {
         guard freeCount > 0, bytes.count <= bufferSize else { return false }
         freeCount -= 1
         let slot = freeSlots[freeCount]
@@ -69,6 +74,7 @@ public struct DelayQueue: ~Copyable {
         lengths[slot] = bytes.count
         clients[slot] = client
         directions[slot] = direction
+        arrivalTimes[slot] = arrival
         var i = count
         count += 1
         let order = arrivals
@@ -85,7 +91,7 @@ public struct DelayQueue: ~Copyable {
     }
 
     /// Takes the earliest packet if it is due at `now`; hand the slot back with `release`.
-    public mutating func popDue(now: Int64) -> (slot: Int, direction: RelayDirection, client: Int, due: Int64)? {
+    public mutating func popDue(now: Int64) -> (slot: Int, direction: RelayDirection, client: Int, due: Int64, arrival: Int64)? {
         guard count > 0, heapDue[0] <= now else { return nil }
         let slot = heapSlot[0], due = heapDue[0]
         count -= 1
@@ -104,7 +110,7 @@ public struct DelayQueue: ~Copyable {
             }
             heapDue[i] = lastDue; heapOrder[i] = lastOrder; heapSlot[i] = lastSlot
         }
-        return (slot, directions[slot], clients[slot], due)
+        return (slot, directions[slot], clients[slot], due, arrivalTimes[slot])
     }
 
     /// The held bytes of a popped slot (valid until `release`).

@@ -1,30 +1,51 @@
 import KernelStamps
+import NTPPacket
 import Synchronization
 
 /// What an impairment relay does: the network model it applies and the served-time transform.
 public struct RelayConfiguration: Sendable {
-    /// Where clients send; port 0 picks a free one (read `ImpairmentRelay.listenAddress`).
+    /// Where clients send; port 0 picks a free one (read `ImpairmentRelay.listenAddresses`).
+    /// With several lanes each gets its own port, so the address must have port 0.
     public var listenAddress: SocketAddress = .loopbackIPv4(port: 0)
+    /// Clients served by this one relay thread, each on its own listening port (its lane)
+    /// with its own copy of the network model. One thread for all keeps whatever lateness
+    /// the machine causes falling on every client alike.
+    public var lanes: Int = 1
     /// The server the relay forwards to.
     public var upstreamAddress: SocketAddress
     /// Delays, loss, level shifts and outages: forward applies to requests, backward to responses.
     public var network: NetworkParameters
+    /// Seed of every lane's model: the k-th request (and response) of each client meets the
+    /// same drawn delay, so the clients are put to the same work.
     public var seed: UInt64 = 1
     /// Applied to the server's timestamps in every response (identity: left alone).
     public var transform: ServedTimeTransform = .identity
-    /// The scenario's time zero on CLOCK_MONOTONIC; nil: when `start()` is called. Give two
-    /// relays the same zero to put two clients through the same scenario instants.
+    /// The scenario's time zero on CLOCK_MONOTONIC; nil: when `start()` is called.
     public var startMonotonicNanoseconds: Int64? = nil
     /// Packets held at once; more are dropped and counted as overflow.
     public var queueCapacity: Int = 4096
     /// Distinct client addresses served (each gets its own upstream socket).
     public var maximumClients: Int = 256
-    /// Poll the sockets without ever sleeping, at normal (not real-time) policy, nice −20. On a
-    /// virtual machine an idle thread takes 40 µs to over 1 ms to wake for a packet (measured
-    /// here), more than a LAN's one-way delay, so a sleeping relay delivers late by that much,
-    /// unevenly per direction: path asymmetry the scenario does not have. Spinning keeps a
-    /// core busy for the run; at normal priority the lab's real-time threads still preempt it.
-    public var busyPolling = false
+    /// How long before a packet's departure the relay stops sleeping and spins on the
+    /// clock. A sleeping thread on a virtual machine wakes tens of µs to over a millisecond
+    /// late; spinning this last stretch absorbs that, at a cost of at most this much CPU per
+    /// packet (a packet due sooner than this after its arrival is spun for from arrival on).
+    public var spinLeadNanoseconds: Int64 = 1_000_000
+    /// After forwarding a request the relay looks for the answer without sleeping for up to
+    /// this long: a server answers within tens of µs, and a thread woken from sleep by the
+    /// answer would hold it for its own wake-up latency, which the backward path does not have.
+    public var responseWatchNanoseconds: Int64 = 2_000_000
+    /// NTP clients ask at a steady poll, so the relay expects each lane's next request one
+    /// interval after the last and watches for it without sleeping from this long before
+    /// to `requestWatchAfterNanoseconds` after: a request that arrives while the relay sleeps
+    /// waits for the relay's wake-up, which can exceed the model's whole delay. At poll 1 s
+    /// this costs at most 0.5% of a core; 0 turns it off.
+    public var requestWatchBeforeNanoseconds: Int64 = 2_000_000
+    public var requestWatchAfterNanoseconds: Int64 = 3_000_000
+    /// Within this much of a departure the relay spins on the clock alone.
+    static let clockOnlySpinNanoseconds: Int64 = 20_000
+    /// Exchanges remembered for `exchangeRecords()` (the latest ones).
+    public var exchangeRecordCapacity: Int = 16_384
 
     public init(upstreamAddress: SocketAddress, network: NetworkParameters) {
         self.upstreamAddress = upstreamAddress
@@ -54,20 +75,20 @@ public struct RelayCounters: Sendable, Equatable {
     public var maximumRequestDelayNanoseconds: Int64 = 0
     public var minimumResponseDelayNanoseconds: Int64 = .max
     public var maximumResponseDelayNanoseconds: Int64 = 0
-    /// Largest lateness of a send after its due time: how well the relay kept the schedule.
-    public var maximumLatenessNanoseconds: Int64 = 0
-    /// Summed lateness per direction. Their means' difference, halved, is roughly the
-    /// asymmetry this relay added beyond the model, a bias in its client's offset.
-    public var requestLatenessTotalNanoseconds: Int64 = 0
-    public var responseLatenessTotalNanoseconds: Int64 = 0
-    /// Mean lateness of forwarded requests and responses (0 before any was sent).
-    public var meanRequestLatenessNanoseconds: Int64 {
-        requestsForwarded == 0 ? 0 : requestLatenessTotalNanoseconds / Int64(requestsForwarded)
-    }
-    public var meanResponseLatenessNanoseconds: Int64 {
-        responsesForwarded == 0 ? 0 : responseLatenessTotalNanoseconds / Int64(responsesForwarded)
-    }
+    /// Packets the relay saw only after their departure time had passed: the model's delay
+    /// was shorter than this machine's wake-up, so the scenario's path could not be kept.
+    public var requestsPastDeparture = 0
+    public var responsesPastDeparture = 0
+    /// CPU time the relay thread used, and the wall time it has run, ns (their ratio is
+    /// the share of a core the relay took).
+    public var cpuNanoseconds: Int64 = 0
+    public var runningNanoseconds: Int64 = 0
+    /// The relay thread got a 0.1 ms scheduler slice (normal scheduling on Linux 6.12+).
+    public var shortSchedulerSlice = false
     public init() {}
+
+    /// CPU time / wall time of the relay thread (0 before it ran).
+    public var cpuShare: Double { runningNanoseconds > 0 ? Double(cpuNanoseconds) / Double(runningNanoseconds) : 0 }
 
     /// Widens `direction`'s range of model delays (due − arrival) to include `delayNanoseconds`.
     mutating func recordModelDelay(_ delayNanoseconds: Int64, _ direction: RelayDirection) {
@@ -86,88 +107,147 @@ public struct RelayCounters: Sendable, Equatable {
 /// time a server serves (in user space: netem needs privileges and a kernel module that an
 /// unprivileged lab cannot count on).
 ///
+/// - One thread serves every client of a run (`lanes`), so whatever lateness the machine
+///   imposes falls on all clients alike; each lane has its own listening port and its own
+///   copy of the model.
 /// - Each client source address gets its own upstream socket, so responses go back to the
 ///   client that asked, and the server sees one peer per client.
-/// - A packet's arrival is its kernel RX stamp (SO_TIMESTAMPNS, CLOCK_REALTIME) moved into
-///   CLOCK_MONOTONIC, so the relay's own wake-up latency does not add to the delay; it is
-///   held in a `DelayQueue` until arrival + the model's delay and then sent. Scheduling is on
-///   CLOCK_MONOTONIC (never stepped). poll(2) only resolves milliseconds, so within 2 ms of a
-///   due time the loop sleeps in slices of at most 100 µs and polls without waiting.
+/// - A packet's departure is its kernel RX stamp (moved into CLOCK_MONOTONIC) plus the
+///   model's delay, never the time the relay woke up for it. The relay sleeps (ppoll(2) with
+///   a nanosecond timeout, timer slack 1 ns) until `spinLeadNanoseconds` before the next
+///   departure and spins on the clock for the rest. It sleeps in ppoll rather than
+///   clock_nanosleep so that a packet arriving meanwhile wakes it.
+/// - A packet first seen after its departure time is sent at once and counted
+///   (`requestsPastDeparture`, `responsesPastDeparture`).
+/// - Send lateness goes into a histogram per direction, and every exchange into a record
+///   (`exchangeRecords()`), from which the path each client got is measured.
 /// - The delay is added on top of loopback's own few µs per hop (two extra hops through
 ///   the relay); the model's minimum is a floor, not an exact value.
 /// - Runs on its own thread from `start()` until `stop()`; `counters` may be read any time
-///   (published before each wait, so they are current whenever the relay is idle).
+///   (published before each sleep).
 public final class ImpairmentRelay: @unchecked Sendable {
     public let configuration: RelayConfiguration
-    /// The bound listening address (the port resolved when 0 was asked for).
-    public let listenAddress: SocketAddress
+    /// The bound listening address of each lane (ports resolved when 0 was asked for).
+    public let listenAddresses: [SocketAddress]
+    /// Lane 0's listening address.
+    public var listenAddress: SocketAddress { listenAddresses[0] }
     /// The scenario's time zero on CLOCK_MONOTONIC, fixed by `start()`.
     public private(set) var startMonotonicNanoseconds: Int64 = 0
 
-    private let listener: UDPSocket
+    private let listeners: [UDPSocket]
     private let wakeup: Wakeup
     private let stopRequested = Atomic<Bool>(false)
     private let published = Mutex(RelayCounters())
+    private let log: Mutex<RelayLog>
     private var thread: StartedThread? = nil
 
     // Relay-thread state: touched only by the relay thread between start() and stop().
     private var queue: DelayQueue
-    private var delays: RelayDelays
+    private var laneDelays: [RelayDelays]
     private var local = RelayCounters()
-    private var clientIndex: [SocketAddress: Int] = [:]
+    private var clientIndex: [LaneSource: Int] = [:]
     private var clientAddresses: [SocketAddress] = []
+    private var clientLanes: [Int] = []
     private var upstreams: [UDPSocket] = []
+    /// The request last forwarded on each client slot, waiting for its response.
+    private var pendingRequests: [PendingRequest?]
     private var nextRecycledSlot = 0
     private var spareUpstream: UDPSocket? = nil
-    /// The wakeup, the listener, then one entry per upstream slot.
+    private var watchResponsesUntil: Int64 = .min
+    /// Per lane: the last request's arrival and the interval before it (0: none yet).
+    private var lastRequestArrival: [Int64]
+    private var lastRequestInterval: [Int64]
     private let pollSet: PollSet
     private let receiveBuffer: UnsafeMutableRawBufferPointer
+    /// Poll slots: 0 the wakeup, 1 ..< 1 + lanes the listeners, then one per client slot.
+    private var firstUpstreamPollSlot: Int { 1 + listeners.count }
+
+    private struct LaneSource: Hashable {
+        var lane: Int
+        var address: SocketAddress
+    }
+
+    private struct PendingRequest {
+        var transmitTimestamp: UInt64
+        var arrival: Int64
+        var departure: Int64
+        var modelDelay: Int64
+    }
 
     public init(_ configuration: RelayConfiguration) throws(LabError) {
         self.configuration = configuration
+        let laneCount = max(1, configuration.lanes)
+        if laneCount > 1 && configuration.listenAddress.port != 0 {
+            throw LabError("relay: \(laneCount) lanes need a listening address with port 0 (each lane takes its own port), not \(configuration.listenAddress)")
+        }
         var options = UDPSocket.Options()
         options.nonBlocking = true
         options.receiveTimestamps = true
         options.receiveBufferBytes = 1 << 20
+        var listeners: [UDPSocket] = []
+        var addresses: [SocketAddress] = []
         do {
-            listener = try UDPSocket(bindingTo: configuration.listenAddress, options: options)
-            listenAddress = try listener.localAddress()
+            for _ in 0..<laneCount {
+                let listener = try UDPSocket(bindingTo: configuration.listenAddress, options: options)
+                listeners.append(listener)
+                addresses.append(try listener.localAddress())
+            }
             wakeup = try Wakeup()
         } catch {
+            for listener in listeners { listener.close() }
             throw LabError("relay: cannot listen on \(configuration.listenAddress)", error)
         }
+        self.listeners = listeners
+        listenAddresses = addresses
         queue = DelayQueue(capacity: max(1, configuration.queueCapacity))
-        delays = RelayDelays(parameters: configuration.network, seed: configuration.seed, startMonotonicNanoseconds: 0)
-        pollSet = PollSet(capacity: max(1, configuration.maximumClients) + 2)
+        laneDelays = []
+        lastRequestArrival = [Int64](repeating: 0, count: laneCount)
+        lastRequestInterval = [Int64](repeating: 0, count: laneCount)
+        let maximumClients = max(1, configuration.maximumClients)
+        pendingRequests = [PendingRequest?](repeating: nil, count: maximumClients)
+        clientIndex.reserveCapacity(maximumClients)
+        clientAddresses.reserveCapacity(maximumClients)
+        clientLanes.reserveCapacity(maximumClients)
+        upstreams.reserveCapacity(maximumClients)
+        log = Mutex(RelayLog(capacity: configuration.exchangeRecordCapacity))
+        pollSet = PollSet(capacity: maximumClients + 1 + laneCount)
         pollSet.watch(wakeup.fileDescriptor, at: 0)
-        pollSet.watch(listener.fileDescriptor, at: 1)
+        for (lane, listener) in listeners.enumerated() { pollSet.watch(listener.fileDescriptor, at: 1 + lane) }
         receiveBuffer = .allocate(byteCount: 2048, alignment: 16)
     }
 
     deinit {
         stop()
-        listener.close()
+        for listener in listeners { listener.close() }
         for socket in upstreams { socket.close() }
         spareUpstream?.close()
         receiveBuffer.deallocate()
     }
 
-    /// What the relay has done so far (updated once per loop pass).
+    /// What the relay has done so far (published before each sleep and at the end).
     public var counters: RelayCounters { published.withLock { $0 } }
+
+    /// Send lateness so far, per direction.
+    public func latenessHistograms() -> (request: LatenessHistogram, response: LatenessHistogram) {
+        log.withLock { (LatenessHistogram(copying: $0.requestLateness), LatenessHistogram(copying: $0.responseLateness)) }
+    }
+
+    /// The latest exchanges (at most `exchangeRecordCapacity`), oldest first; `lane` picks one client.
+    public func exchangeRecords(lane: Int? = nil) -> [RelayExchangeRecord] {
+        let all = log.withLock { $0.exchangeRecords() }
+        guard let lane else { return all }
+        return all.filter { $0.lane == lane }
+    }
 
     /// Starts the relay thread. Call once.
     public func start() throws(LabError) {
         guard thread == nil else { return }
         startMonotonicNanoseconds = configuration.startMonotonicNanoseconds ?? clockNanoseconds(.monotonic)
-        delays = RelayDelays(parameters: configuration.network, seed: configuration.seed,
-                             startMonotonicNanoseconds: startMonotonicNanoseconds)
-        // A spinning real-time thread would starve the lab's other threads and be
-        // throttled by the kernel (sched_rt_runtime_us) for tens of milliseconds at a time.
-        // Normal policy at nice −20 instead (when permitted): the lab's real-time threads
-        // preempt it, and other work on the machine gets only short slices of its core.
-        let scheduling: ThreadScheduling = configuration.busyPolling ? .normal(nice: -20) : .inherited
+        laneDelays = (0..<listeners.count).map { _ in
+            RelayDelays(parameters: configuration.network, seed: configuration.seed, startMonotonicNanoseconds: startMonotonicNanoseconds)
+        }
         do throws(KernelError) {
-            thread = try StartedThread(ThreadOptions(name: "lab-relay", scheduling: scheduling)) { self.runLoop() }
+            thread = try StartedThread(ThreadOptions(name: "lab-relay")) { self.runLoop() }
         } catch {
             throw LabError("relay: cannot start its thread", error)
         }
@@ -185,83 +265,99 @@ public final class ImpairmentRelay: @unchecked Sendable {
     // MARK: - The relay thread
 
     private func runLoop() {
-        if configuration.busyPolling {
-            while !stopRequested.load(ordering: .acquiring) {
-                var active = sendDuePackets()
-                if waitForPackets(timeoutMilliseconds: 0) > 0 {
-                    receivePackets()
-                    active = true
-                }
-                // Idle passes touch nothing shared: they are millions a second.
-                if active { published.withLock { $0 = local } } else if queue.count == 0 { prepareSpareUpstream() }
-            }
+        ThreadTiming.setTimerSlack(nanoseconds: 1)
+        // Under CPU load a woken normal thread can wait out a busy task's slice (ms) before
+        // it runs: a short slice of its own lets the relay preempt at once (no privilege).
+        let slice = ThreadTiming.requestSchedulerSlice(nanoseconds: 100_000)
+        published.withLock { $0.shortSchedulerSlice = slice == .set }
+        local.shortSchedulerSlice = slice == .set
+        let cpuAtStart = ThreadTiming.cpuNanoseconds()
+        let startedAt = clockNanoseconds(.monotonic)
+        func publish() {
+            local.cpuNanoseconds = ThreadTiming.cpuNanoseconds() - cpuAtStart
+            local.runningNanoseconds = clockNanoseconds(.monotonic) - startedAt
             published.withLock { $0 = local }
-            return
         }
         while !stopRequested.load(ordering: .acquiring) {
             sendDuePackets()
-            prepareSpareUpstream()
-            published.withLock { $0 = local }  // before a wait that may last until the next packet
             let now = clockNanoseconds(.monotonic)
-            var timeoutMilliseconds: Int32 = -1
-            var sliceNanoseconds: Int64 = 0
+            var timeout: Int64? = nil
             if let due = queue.nextDue {
-                let wait = due - now
-                if wait > 2_000_000 {
-                    timeoutMilliseconds = Int32(clamping: (wait - 1_000_000) / 1_000_000)
-                } else {
-                    timeoutMilliseconds = 0
-                    sliceNanoseconds = min(max(wait, 0), 100_000)
+                if due - now <= RelayConfiguration.clockOnlySpinNanoseconds {
+                    // The last few µs: watch only the clock (a look at every socket costs µs
+                    // itself); a packet arriving meanwhile keeps its kernel stamp and is
+                    // read right after this send.
+                    while clockNanoseconds(.monotonic) < due {}
+                    continue
                 }
+                timeout = max(0, due - configuration.spinLeadNanoseconds - now)
             }
-            let ready = waitForPackets(timeoutMilliseconds: timeoutMilliseconds)
-            if ready == 0 && sliceNanoseconds > 0 {
-                sleepNanoseconds(sliceNanoseconds)
+            if now < watchResponsesUntil {
+                timeout = 0
+            } else if let expected = nextExpectedRequest(after: now) {
+                let watchFrom = expected - configuration.requestWatchBeforeNanoseconds
+                timeout = now >= watchFrom ? 0 : min(timeout ?? .max, watchFrom - now)
             }
-            if ready > 0 { receivePackets() }
+            if timeout != 0 {
+                // About to sleep: make the figures current, and open the next client's
+                // upstream socket now rather than on a request's path.
+                if queue.count == 0 { prepareSpareUpstream() }
+                publish()
+            }
+            if pollSet.wait(count: firstUpstreamPollSlot + upstreams.count, timeoutNanoseconds: timeout) > 0 { receivePackets() }
         }
-        published.withLock { $0 = local }
+        publish()
     }
 
-    /// poll(2) over the wakeup, the listener and every upstream socket; returns how many are
-    /// ready. The descriptor array is kept up to date as slots change (`watchUpstream`), not
-    /// rebuilt here: a busy-polling relay calls this millions of times a second.
-    private func waitForPackets(timeoutMilliseconds: Int32) -> Int {
-        pollSet.wait(count: upstreams.count + 2, timeoutMilliseconds: timeoutMilliseconds)
+    /// The earliest time a lane's next request is expected (its last arrival plus the
+    /// interval before it) whose watch has not yet run out at `now`; nil when none is.
+    private func nextExpectedRequest(after now: Int64) -> Int64? {
+        guard configuration.requestWatchBeforeNanoseconds + configuration.requestWatchAfterNanoseconds > 0 else { return nil }
+        var earliest: Int64? = nil
+        for lane in 0..<lastRequestInterval.count where lastRequestInterval[lane] > 0 {
+            let expected = lastRequestArrival[lane] + lastRequestInterval[lane]
+            if now <= expected + configuration.requestWatchAfterNanoseconds { earliest = min(earliest ?? .max, expected) }
+        }
+        return earliest
     }
 
     private func receivePackets() {
-        if pollSet.isReady(1) {
-            while let datagram = try? listener.receive(into: receiveBuffer) {
+        for lane in 0..<listeners.count where pollSet.isReady(1 + lane) {
+            while let datagram = try? listeners[lane].receive(into: receiveBuffer) {
                 local.requestsReceived += 1
                 guard let source = datagram.source, !datagram.truncated else { local.overflowDrops += 1; continue }
-                let arrival = arrivalMonotonic(datagram)
-                guard let client = clientSlot(for: source) else { local.overflowDrops += 1; continue }
-                guard let due = delays.requestDue(arrivalMonotonicNanoseconds: arrival) else {
+                let (arrival, now) = arrivalMonotonic(datagram)
+                if lastRequestArrival[lane] != 0 { lastRequestInterval[lane] = arrival - lastRequestArrival[lane] }
+                lastRequestArrival[lane] = arrival
+                guard let client = clientSlot(for: source, lane: lane) else { local.overflowDrops += 1; continue }
+                guard let due = laneDelays[lane].requestDue(arrivalMonotonicNanoseconds: arrival) else {
                     local.requestsDropped += 1
                     continue
                 }
                 local.recordModelDelay(due - arrival, .request)
+                if now > due { local.requestsPastDeparture += 1 }
                 let bytes = UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<datagram.byteCount])
-                if !queue.enqueue(bytes, due: due, direction: .request, client: client) { local.overflowDrops += 1 }
+                if !queue.enqueue(bytes, due: due, direction: .request, client: client, arrival: arrival) { local.overflowDrops += 1 }
             }
         }
-        for i in 0..<upstreams.count where pollSet.isReady(i + 2) {
+        let first = firstUpstreamPollSlot
+        for i in 0..<upstreams.count where pollSet.isReady(first + i) {
             while let datagram = try? upstreams[i].receive(into: receiveBuffer) {
                 local.responsesReceived += 1
                 if datagram.truncated { local.overflowDrops += 1; continue }
-                let arrival = arrivalMonotonic(datagram)
-                guard let due = delays.responseDue(arrivalMonotonicNanoseconds: arrival) else {
+                let (arrival, now) = arrivalMonotonic(datagram)
+                guard let due = laneDelays[clientLanes[i]].responseDue(arrivalMonotonicNanoseconds: arrival) else {
                     local.responsesDropped += 1
                     continue
                 }
                 local.recordModelDelay(due - arrival, .response)
+                if now > due { local.responsesPastDeparture += 1 }
                 let packet = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<datagram.byteCount])
                 if !configuration.transform.isIdentity,
                    ServedTimeRewriter.rewrite(packet, by: configuration.transform, pivotUnixNanoseconds: realtimeNanoseconds()) {
                     local.responsesRewritten += 1
                 }
-                if !queue.enqueue(UnsafeRawBufferPointer(packet), due: due, direction: .response, client: i) {
+                if !queue.enqueue(UnsafeRawBufferPointer(packet), due: due, direction: .response, client: i, arrival: arrival) {
                     local.overflowDrops += 1
                 }
             }
@@ -276,24 +372,39 @@ public final class ImpairmentRelay: @unchecked Sendable {
         while let packet = queue.popDue(now: clockNanoseconds(.monotonic)) {
             // Before the send: loopback delivers inside sendmsg, and the receiver's kernel
             // stamp is taken early in it, so the call's own duration is not lateness.
-            let lateness = clockNanoseconds(.monotonic) - packet.due
+            let departure = clockNanoseconds(.monotonic)
+            let lateness = departure - packet.due
             let bytes = UnsafeRawBufferPointer(queue.bytes(packet.slot))
             do {
                 switch packet.direction {
                 case .request:
                     try upstreams[packet.client].send(bytes)
                     local.requestsForwarded += 1
+                    watchResponsesUntil = departure + configuration.responseWatchNanoseconds
+                    pendingRequests[packet.client] = PendingRequest(transmitTimestamp: transmitTimestamp(of: bytes), arrival: packet.arrival,
+                                                                    departure: departure, modelDelay: packet.due - packet.arrival)
                 case .response:
-                    try listener.send(bytes, to: clientAddresses[packet.client])
+                    try listeners[clientLanes[packet.client]].send(bytes, to: clientAddresses[packet.client])
                     local.responsesForwarded += 1
                 }
             } catch {
                 local.sendErrors += 1
             }
-            local.maximumLatenessNanoseconds = max(local.maximumLatenessNanoseconds, lateness)
-            switch packet.direction {
-            case .request: local.requestLatenessTotalNanoseconds += lateness
-            case .response: local.responseLatenessTotalNanoseconds += lateness
+            let lane = clientLanes[packet.client]
+            let completed = packet.direction == .response ? pendingRequests[packet.client] : nil
+            if completed != nil { pendingRequests[packet.client] = nil }
+            log.withLock { log in
+                switch packet.direction {
+                case .request: log.requestLateness.add(lateness)
+                case .response: log.responseLateness.add(lateness)
+                }
+                if let request = completed {
+                    log.record(RelayExchangeRecord(lane: lane, requestTransmitTimestamp: request.transmitTimestamp,
+                                                   requestArrivalNanoseconds: request.arrival, requestDepartureNanoseconds: request.departure,
+                                                   requestModelDelayNanoseconds: request.modelDelay,
+                                                   responseArrivalNanoseconds: packet.arrival, responseDepartureNanoseconds: departure,
+                                                   responseModelDelayNanoseconds: packet.due - packet.arrival))
+                }
             }
             queue.release(packet.slot)
             sentAny = true
@@ -301,35 +412,43 @@ public final class ImpairmentRelay: @unchecked Sendable {
         return sentAny
     }
 
-    /// The kernel RX stamp moved from CLOCK_REALTIME to CLOCK_MONOTONIC by reading both now.
-    private func arrivalMonotonic(_ datagram: ReceivedDatagram) -> Int64 {
+    /// The kernel RX stamp moved from CLOCK_REALTIME to CLOCK_MONOTONIC by reading both now;
+    /// also returns now (monotonic), when the relay got to the packet.
+    private func arrivalMonotonic(_ datagram: ReceivedDatagram) -> (arrival: Int64, now: Int64) {
         // Realtime first: the age is then never overestimated, so no delay comes out short.
         let realtimeNow = realtimeNanoseconds()
         let monotonicNow = clockNanoseconds(.monotonic)
-        guard let stamp = datagram.receiveRealtimeNanoseconds else { return monotonicNow }
-        return monotonicNow - max(0, realtimeNow - stamp)
+        guard let stamp = datagram.receiveRealtimeNanoseconds else { return (monotonicNow, monotonicNow) }
+        return (monotonicNow - max(0, realtimeNow - stamp), monotonicNow)
+    }
+
+    /// The transmit timestamp of a request (RFC 5905 §7.3), raw; 0 if it is too short.
+    private func transmitTimestamp(of bytes: UnsafeRawBufferPointer) -> UInt64 {
+        NTPHeaderBytes(bytes)?.transmitTimestamp.rawValue ?? 0
     }
 
     /// The client's slot, giving it an upstream socket the first time it is seen.
-    private func clientSlot(for source: SocketAddress) -> Int? {
-        if let index = clientIndex[source] { return index }
+    private func clientSlot(for source: SocketAddress, lane: Int) -> Int? {
+        let key = LaneSource(lane: lane, address: source)
+        if let index = clientIndex[key] { return index }
         guard let socket = spareUpstream ?? makeUpstream() else { return nil }
         spareUpstream = nil
-        if upstreams.count >= configuration.maximumClients {
-            return recycleOldestSlot(for: source, socket: socket)
+        if upstreams.count >= max(1, configuration.maximumClients) {
+            return recycleOldestSlot(for: key, socket: socket)
         }
         let index = upstreams.count
         upstreams.append(socket)
         watchUpstream(index)
         clientAddresses.append(source)
-        clientIndex[source] = index
+        clientLanes.append(lane)
+        clientIndex[key] = index
         self.local.clients = upstreams.count
         return index
     }
 
-    /// Points the slot's poll entry at its (new) upstream socket; nothing is ready on it yet.
+    /// Points the slot's poll entry at its (new) upstream socket.
     private func watchUpstream(_ slot: Int) {
-        pollSet.watch(upstreams[slot].fileDescriptor, at: slot + 2)
+        pollSet.watch(upstreams[slot].fileDescriptor, at: firstUpstreamPollSlot + slot)
     }
 
     /// A fresh upstream socket connected to the server.
@@ -356,15 +475,17 @@ public final class ImpairmentRelay: @unchecked Sendable {
     /// When the table is full, the slot opened longest ago gets a new upstream socket for the
     /// new address. Its old client's exchange ended long before (it is `maximumClients`
     /// sources back), so no response in flight is misdirected in practice.
-    private func recycleOldestSlot(for source: SocketAddress, socket: UDPSocket) -> Int? {
+    private func recycleOldestSlot(for key: LaneSource, socket: UDPSocket) -> Int? {
         guard !upstreams.isEmpty else { socket.close(); return nil }
         let slot = nextRecycledSlot
         upstreams[slot].close()
         upstreams[slot] = socket
         watchUpstream(slot)
-        clientIndex.removeValue(forKey: clientAddresses[slot])
-        clientAddresses[slot] = source
-        clientIndex[source] = slot
+        clientIndex.removeValue(forKey: LaneSource(lane: clientLanes[slot], address: clientAddresses[slot]))
+        clientAddresses[slot] = key.address
+        clientLanes[slot] = key.lane
+        clientIndex[key] = slot
+        pendingRequests[slot] = nil
         nextRecycledSlot = (slot + 1) % upstreams.count
         self.local.recycledClientSlots += 1
         return slot
