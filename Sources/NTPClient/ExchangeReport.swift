@@ -48,6 +48,14 @@ public struct ExchangeReport: Sendable, Equatable {
     public var stratum: UInt8
     /// Seconds until the next exchange.
     public var pollSeconds: Double
+    /// With several servers: the source this exchange was with (HOST[:PORT] as given), what
+    /// the vote made of it, and every source's state after the vote (docs/feedforward.md,
+    /// "Several sources"). With one server: nil and empty, and the line is as before.
+    public var source: String? = nil
+    public var sourceVerdict: SourceVerdict? = nil
+    /// Why the combined clock is unsynchronised when the vote found no majority (nil otherwise).
+    public var selectionProblem: SelectionOutcome? = nil
+    public var sources: [SourceReport] = []
 
     public init(exchange: Int, outcome: Outcome, localTimeUnixNanoseconds: Int64, rttNanoseconds: Double?,
                 naiveOffsetNanoseconds: Double?, parameters: ClockParameters, maxErrorNanoseconds: Double,
@@ -74,12 +82,26 @@ public struct ExchangeReport: Sendable, Equatable {
         if userSpaceTransmitStamp { words.append("user-tx-stamp") }
         if userSpaceReceiveStamp { words.append("user-rx-stamp") }
         if outcome != .accepted { words.append(outcome.rawValue) }
+        if let sourceVerdict, sourceVerdict != .selected { words.append("source-" + sourceVerdict.description) }
+        switch selectionProblem {
+        case .noMajority?: words.append("no-majority")
+        case .ambiguous?: words.append("no-majority-ambiguous")
+        case .noUsableSource?: words.append("no-usable-source")
+        case .synchronised?, nil: break
+        }
         return words
     }
 
     /// The JSON line's fields in order, with units in the key names (house rule).
     public var fields: [JSONMember] {
         let hasEstimate = !parameters.status.contains(.noEstimate)
+        var members: [JSONMember] = []
+        if let source {
+            members.append(JSONMember("source", .string(source)))
+            members.append(JSONMember("sourceState", .string(sourceVerdict?.description ?? "unusable")))
+        }
+        if let selectionProblem { members.append(JSONMember("selection", .string(selectionProblem.description))) }
+        if !sources.isEmpty { members.append(JSONMember("sources", .array(sources.map { .object($0.fields) }))) }
         return [
             JSONMember("exchange", .integer(Int64(exchange))),
             JSONMember("time", .string(UTCTimeText.iso8601(unixNanoseconds: localTimeUnixNanoseconds))),
@@ -98,7 +120,7 @@ public struct ExchangeReport: Sendable, Equatable {
             JSONMember("pollSeconds", .number(pollSeconds)),
             JSONMember("stampCount", .integer(parameters.stampCount)),
             JSONMember("status", .strings(statusWords)),
-        ]
+        ] + members
     }
 
     /// The JSON line of this exchange: what `ntpclient --json` prints and what the lab writes
@@ -117,6 +139,13 @@ public struct ExchangeReport: Sendable, Equatable {
         for (name, width) in textColumns { line += String(repeating: " ", count: width - name.count) + name }
         return line + "  status\n"
             + "# naive/theta: uncorrected clock − server; sysoff: CLOCK_REALTIME − feedforward clock (positive: system clock ahead)"
+    }()
+
+    /// The text header with several servers: each line ends with the source it was with;
+    /// rtt and naive are that exchange's, the other columns the combined clock's.
+    public static let textHeaderWithSource: String = {
+        let lines = textHeader.split(separator: "\n", maxSplits: 1)
+        return lines[0] + "  source\n" + lines[1] + "; rtt/naive: this source, the rest: the combined clock"
     }()
 
     /// One text line, columns aligned under `textHeader`.
@@ -139,6 +168,7 @@ public struct ExchangeReport: Sendable, Equatable {
         }
         let words = statusWords
         line += "  " + (words.isEmpty ? "ok" : words.joined(separator: ","))
+        if let source { line += "  " + source }
         return line
     }
 }

@@ -14,7 +14,7 @@ import ToolSupport
 let tool = ToolDescription(
     name: "ntpclient",
     synopsis: [
-        "ntpclient [--poll SECONDS] [--count N] [--json] [--publish PATH] [--refclock-sock PATH]\n          [--refclock-shm UNIT] [--vmclock PATH|off] HOST[:PORT]",
+        "ntpclient [--poll SECONDS] [--count N] [--json] [--publish PATH] [--refclock-sock PATH]\n          [--refclock-shm UNIT] [--vmclock PATH|off] [--min-sources N] [--sources] HOST[:PORT]...",
         "ntpclient --once [--json] HOST[:PORT]",
         "ntpclient now --from PATH [--count N] [--json]",
     ],
@@ -22,6 +22,13 @@ let tool = ToolDescription(
     Polls an NTP server and runs a feedforward clock (RADclock-style) on CLOCK_MONOTONIC_RAW
     with kernel TX/RX timestamps. Prints one line per exchange. Never changes the system clock;
     runs unprivileged. HOST may be a name (resolved once) or an address; the port defaults to 123.
+
+    With 2 to 8 servers each has its own poll schedule and filter over the same counter. After
+    every stamp the sources' hard intervals (estimate ± maxError) are intersected: the largest
+    set sharing a point is selected, any other usable source is a falseticker and is not used,
+    and the published clock combines the selected ones (weighted by their error estimates,
+    bound no wider than the best one's). Fewer than --min-sources agreeing: unsynchronised,
+    with the reason in the status. Each line names its source.
     """,
     options: [
         .value("poll", "SECONDS", "Seconds between exchanges after the start-up burst of 8 exchanges\n2 s apart (default 16; 1 to 131072). A RATE kiss doubles it."),
@@ -33,7 +40,9 @@ let tool = ToolDescription(
         .value("vmclock", "PATH", "The vmclock page to watch for counter disruptions (live migration):\ndefault /dev/vmclock0 when it exists; 'off' to ignore it. A disruption\nmarks the clock unsynchronised at once and polls a new burst."),
         .flag("once", "SNTP mode, like ntpdig: 4 exchanges 0.5 s apart, print the offset and delay\nof the best one with an error bound; exit 1 if no valid answer came."),
         .value("from", "PATH", "With 'now': the file written by --publish."),
-        .value("server", "HOST[:PORT]", "The server, as an option (for a configuration file);\na HOST argument on the command line overrides it."),
+        .value("server", "HOST[:PORT]", repeatable: true, "A server, as an option (for a configuration file: one 'server' line each);\nHOST arguments on the command line replace them."),
+        .value("min-sources", "N", "Agreeing servers needed before the clock is synchronised\n(default: a majority of the servers given)."),
+        .flag("sources", "With several servers, print every source's state after each round of\nexchanges, like 'chronyc sources' (JSON lines always carry it)."),
         configOption,
     ] + MetricsEndpoint.options,
     footer: """
@@ -185,18 +194,23 @@ func runOnce(_ serverText: String) -> Never {
 
 // MARK: polling
 
-func runPolling(_ serverText: String) -> Never {
-    let server = resolveServer(serverText)
+func runPolling(_ serverTexts: [String]) -> Never {
     let poll: Double
     let count: Int?
     let sharedMemoryUnit: Int?
+    let minimumSources: Int
     do {
         poll = try options.decimal("poll", default: 16, in: 1...PollSchedule.maximumPollSeconds)
         count = options.has("count") ? try options.integer("count", default: 1, in: 1...Int(Int32.max)) : nil
+        minimumSources = try options.integer("min-sources", default: CombinedClock.majority(of: serverTexts.count),
+                                             in: 1...serverTexts.count)
         sharedMemoryUnit = options.has("refclock-shm") ? try options.integer("refclock-shm", default: 0, in: 0...255) : nil
     } catch {
         usage(error.message)
     }
+    // Names are resolved once, each failure named by itself.
+    let servers = serverTexts.map { (name: $0, address: resolveServer($0)) }
+    let showSources = options.has("sources") && servers.count > 1
     let vmclockOption = options.string("vmclock")
     let vmclockPath = vmclockOption == "off" ? nil : vmclockOption ?? VMClockPage.defaultPathIfPresent
     // SIGINT/SIGTERM end the loop cleanly, so the published clock is marked stopped.
@@ -204,15 +218,16 @@ func runPolling(_ serverText: String) -> Never {
     do { signals = try SignalReceiver(signals: [SIGINT, SIGTERM]) } catch { fail("\(error)") }
     let runner: ClientRunner
     do {
-        runner = try ClientRunner(server: server, pollSeconds: poll, publishPath: options.string("publish"),
+        runner = try ClientRunner(servers: servers, pollSeconds: poll, publishPath: options.string("publish"),
                                   refclockSocketPath: options.string("refclock-sock"),
-                                  refclockSharedMemoryUnit: sharedMemoryUnit, vmclockPath: vmclockPath)
+                                  refclockSharedMemoryUnit: sharedMemoryUnit, vmclockPath: vmclockPath,
+                                  minimumSources: minimumSources)
     } catch {
         fail("\(error)")
     }
     let metricsAddress: SocketAddress?
     do { metricsAddress = try MetricsEndpoint.address(from: options) } catch { usage(error.message) }
-    let snapshot = Mutex(ClientMetricsSnapshot(server: "\(server)"))
+    let snapshot = Mutex(ClientMetricsSnapshot(server: servers.map { "\($0.address)" }.joined(separator: ",")))
     var metrics: MetricsEndpoint? = nil
     if let metricsAddress {
         do {
@@ -224,7 +239,7 @@ func runPolling(_ serverText: String) -> Never {
         }
         printError(tool.name, "metrics at http://\(metrics!.boundAddress)/metrics")
     }
-    if !json { printLine(ExchangeReport.textHeader) }
+    if !json { printLine(servers.count > 1 ? ExchangeReport.textHeaderWithSource : ExchangeReport.textHeader) }
     var stoppedBySignal = false
     do {
         try runner.run(count: count, stopRequested: {
@@ -232,6 +247,10 @@ func runPolling(_ serverText: String) -> Never {
             return stoppedBySignal
         }, report: { report in
             printLine(json ? report.jsonLine : report.textLine)
+            if showSources, !json, report.exchange % servers.count == servers.count - 1 {
+                printLine(SourceReport.tableHeader)
+                for source in report.sources { printLine(source.tableLine) }
+            }
             if metrics != nil {
                 let counters = runner.counters
                 snapshot.withLock { $0.record(report, counters: counters) }
@@ -254,22 +273,23 @@ func runPolling(_ serverText: String) -> Never {
     fail("the clock did not synchronise in \(count ?? 0) exchanges (refused/missed: \(counters.summary)); try more exchanges or check the server")
 }
 
-// A HOST argument overrides the configuration's 'server'.
-let positionals = options.positionals.isEmpty ? Array(options.strings("server").suffix(1)) : options.positionals
+// HOST arguments replace the configuration's 'server' lines.
+let positionals = options.positionals.isEmpty ? options.strings("server") : options.positionals
 if positionals.first == "now" {
     if positionals.count > 1 { usage("'now' takes no host: ntpclient now --from PATH") }
     runNow()
 }
 if options.has("from") { usage("--from goes with 'now': ntpclient now --from PATH") }
-guard positionals.count == 1 else {
+guard (1...SourceSelection.capacity).contains(positionals.count) else {
     usage(positionals.isEmpty ? "give the server: ntpclient HOST[:PORT] (see 'ntpclient --help')"
-                              : "one server only, got \(positionals.count): \(positionals.joined(separator: " "))")
+                              : "at most \(SourceSelection.capacity) servers, got \(positionals.count): \(positionals.joined(separator: " "))")
 }
 if options.has("once") {
+    if positionals.count > 1 { usage("--once asks one server, got \(positionals.count): \(positionals.joined(separator: " "))") }
     if options.has("poll") || options.has("count") || options.has("publish") || options.has("refclock-sock")
         || options.has("refclock-shm") || options.has("vmclock") {
         usage("--once takes no --poll, --count, --publish, --refclock-sock, --refclock-shm or --vmclock")
     }
     runOnce(positionals[0])
 }
-runPolling(positionals[0])
+runPolling(positionals)
