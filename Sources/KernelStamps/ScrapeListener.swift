@@ -122,7 +122,9 @@ public final class ScrapeListener: @unchecked Sendable {
         text.withUTF8 { bytes in
             var offset = 0
             while offset < bytes.count {
-                let sent = send(connection, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+                // MSG_NOSIGNAL (0x4000, bits/socket.h; not imported in every build mode): a
+                // client that hung up gives EPIPE, not SIGPIPE.
+                let sent = send(connection, bytes.baseAddress! + offset, bytes.count - offset, 0x4000)
                 if sent > 0 { offset += sent; continue }
                 if sent < 0 && (errno == EAGAIN || errno == EINTR) {
                     if waitWithoutStop(connection, Int16(POLLOUT), until: deadline) { continue }
