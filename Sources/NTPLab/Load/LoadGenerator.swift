@@ -10,14 +10,18 @@ public struct LoadConfiguration: Sendable {
     public var ratePerSecond: Double
     public var durationNanoseconds: Int64
     /// Client sockets. On IPv4 loopback each binds its own source address (127.0.0.2,
-    /// 127.0.0.3, ...) so a server that steers by address sees distinct clients.
+    /// 127.0.0.3, ..., or from 127.0.0.3 when the probe takes 127.0.0.2) so a server that
+    /// steers by address sees distinct clients. 0: no load, only the probe.
     public var clients: Int
     public var batchSize: Int
     public var maximumOutstanding: Int
+    /// A timing probe beside the load (nil: none).
+    public var probe: ProbeConfiguration?
 
     public init(target: SocketAddress, ratePerSecond: Double = 0, durationNanoseconds: Int64 = 5_000_000_000,
-                clients: Int = 16, batchSize: Int = 32, maximumOutstanding: Int = 2048) {
+                clients: Int = 16, batchSize: Int = 32, maximumOutstanding: Int = 2048, probe: ProbeConfiguration? = nil) {
         self.target = target
+        self.probe = probe
         self.ratePerSecond = ratePerSecond
         self.durationNanoseconds = durationNanoseconds
         self.clients = clients
@@ -42,6 +46,8 @@ public struct LoadReport: Sendable {
     public var serverDelayP99Nanoseconds: Int64 = 0
     /// Responses whose transmit field was earlier than their receive field (must be 0).
     public var negativeServerDelays: UInt64 = 0
+    /// What the timing probe measured while the load ran (nil: no probe).
+    public var probe: ProbeReport?
 
     public var offeredPerSecond: Double { durationNanoseconds > 0 ? Double(sent) * 1e9 / Double(durationNanoseconds) : 0 }
     public var answeredPerSecond: Double { durationNanoseconds > 0 ? Double(answered) * 1e9 / Double(durationNanoseconds) : 0 }
@@ -92,6 +98,7 @@ final class OutstandingRing {
 /// Sends NTP client requests from several sockets in sendmmsg batches and measures what
 /// comes back. One thread; allocation only at setup.
 public func runLoad(_ configuration: LoadConfiguration) throws(LabError) -> LoadReport {
+    let loadEnabled = configuration.clients > 0
     let clientCount = max(1, configuration.clients)
     let batchSize = max(1, min(configuration.batchSize, 256))
     var sockets: [UDPSocket] = []
@@ -103,10 +110,11 @@ public func runLoad(_ configuration: LoadConfiguration) throws(LabError) -> Load
     options.receiveBufferBytes = 4 << 20
     options.sendBufferBytes = 4 << 20
     let loopbackIPv4 = configuration.target.ipv4Address.map { $0 >> 24 == 127 } ?? false
-    for index in 0..<clientCount {
+    let firstClientAddress: UInt32 = configuration.probe == nil ? 0x7f00_0002 : 0x7f00_0003
+    for index in 0..<(loadEnabled ? clientCount : 0) {
         let local: SocketAddress
         if loopbackIPv4 {
-            local = SocketAddress(ipv4: 0x7f00_0002 &+ UInt32(index % 250), port: 0)
+            local = SocketAddress(ipv4: firstClientAddress &+ UInt32(index), port: 0)
         } else {
             local = configuration.target.family == .ipv4 ? .anyIPv4(port: 0) : .anyIPv6(port: 0)
         }
@@ -123,6 +131,7 @@ public func runLoad(_ configuration: LoadConfiguration) throws(LabError) -> Load
     var report = LoadReport()
     var random = SeededRandom(seed: UInt64(truncatingIfNeeded: monotonicRawNanoseconds()))
     let target = configuration.target
+    let probe = try configuration.probe.map { (probe) throws(LabError) in try RunningProbe(probe, target: target) }
     let start = monotonicRawNanoseconds()
     let end = start &+ configuration.durationNanoseconds
     var outstanding = 0
@@ -154,7 +163,7 @@ public func runLoad(_ configuration: LoadConfiguration) throws(LabError) -> Load
         }
     }
 
-    while true {
+    while loadEnabled {
         let now = monotonicRawNanoseconds()
         if now >= end { break }
         // How many may be sent now.
@@ -203,11 +212,13 @@ public func runLoad(_ configuration: LoadConfiguration) throws(LabError) -> Load
             sleepNanoseconds(50_000)
         }
     }
+    if !loadEnabled { sleepNanoseconds(end &- monotonicRawNanoseconds()) }
+    report.probe = probe?.finish()
     let measuredEnd = monotonicRawNanoseconds()
     // Collect stragglers for 100 ms (not counted in the duration).
     let drainEnd = measuredEnd &+ 100_000_000
     while monotonicRawNanoseconds() < drainEnd {
-        for index in 0..<clientCount { receiveAll(index) }
+        for index in 0..<sockets.count { receiveAll(index) }
         sleepNanoseconds(1_000_000)
     }
     report.durationNanoseconds = measuredEnd &- start
