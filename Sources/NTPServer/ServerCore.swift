@@ -19,6 +19,16 @@ public struct ServerCounters: Sendable, Equatable {
     public var transmitStampsStored: UInt64 = 0
     /// Responses the kernel refused (full send buffer).
     public var sendFailures: UInt64 = 0
+    /// Basic-mode responses whose kernel TX stamp was read back and compared with the
+    /// transmit timestamp they carry (a sample, see `ServerConfiguration.transmitCheckInterval`).
+    public var transmitChecks: UInt64 = 0
+    /// Checked responses that claimed a transmit time earlier than the kernel's TX stamp by
+    /// more than `ServerConfiguration.transmitBudgetNanoseconds`: the client sees a longer
+    /// return path and an offset too low by half the miss.
+    public var transmitEarlyMisses: UInt64 = 0
+    /// Checked responses that claimed a transmit time later than the kernel's TX stamp by more
+    /// than the budget.
+    public var transmitLateMisses: UInt64 = 0
 
     public init() {}
 
@@ -27,7 +37,7 @@ public struct ServerCounters: Sendable, Equatable {
     static var allCounters: [WritableKeyPath<ServerCounters, UInt64>] {
         [\.received, \.answered, \.interleaved, \.rateKissesSent, \.rateLimitedDropped, \.malformed,
          \.controlMode, \.notClientMode, \.unsupportedVersion, \.missingReceiveStamp, \.transmitStampsStored,
-         \.sendFailures]
+         \.sendFailures, \.transmitChecks, \.transmitEarlyMisses, \.transmitLateMisses]
     }
 
     /// Adds another worker's counters to these (the totals stratumd prints).
@@ -51,7 +61,8 @@ public struct ServerCounters: Sendable, Equatable {
         "received=\(received) answered=\(answered) interleaved=\(interleaved) rate-kiss-sent=\(rateKissesSent) "
             + "rate-limited-dropped=\(rateLimitedDropped) malformed=\(malformed) control-mode=\(controlMode) "
             + "not-client-mode=\(notClientMode) bad-version=\(unsupportedVersion) "
-            + "no-rx-stamp=\(missingReceiveStamp) tx-stamps=\(transmitStampsStored) send-failed=\(sendFailures)"
+            + "no-rx-stamp=\(missingReceiveStamp) tx-stamps=\(transmitStampsStored) send-failed=\(sendFailures) "
+            + "tx-checked=\(transmitChecks) tx-early=\(transmitEarlyMisses) tx-late=\(transmitLateMisses)"
     }
 }
 

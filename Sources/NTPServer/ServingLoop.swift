@@ -14,12 +14,27 @@ public struct ServerConfiguration: Sendable {
     public var interleaved: Bool
     /// Client-table entries per worker (rate limit and interleaved state).
     public var clientTableCapacity: Int
-    /// Datagrams per recvmmsg/sendmmsg.
+    /// Datagrams per recvmmsg.
     public var batchSize: Int
+    /// Datagrams per sendmmsg at most. Each call's datagrams leave one after another, so the
+    /// last leaves (datagrams − 1) × the per-datagram send time after the clock read: a bound
+    /// keeps the predicted transmit times (`DepartureModel`) short extrapolations.
+    public var datagramsPerSend: Int
+    /// How far a basic-mode response's transmit timestamp may be from the real departure
+    /// (the kernel's TX stamp) before it counts as a miss (`ServerCounters.transmitEarlyMisses`).
+    public var transmitBudgetNanoseconds: Int64
+    /// One basic-mode response in this many asks for a kernel TX stamp, to check its transmit
+    /// timestamp against the real departure (0: no checks). Each check costs one read of
+    /// the socket's error queue.
+    public var transmitCheckInterval: Int
 
     public init(listenAddresses: [SocketAddress], threads: Int = 1, identity: ServerState.Identity = .init(),
                 rateLimit: RateLimit? = .standard, interleaved: Bool = true, clientTableCapacity: Int = 65_536,
-                batchSize: Int = 64) {
+                batchSize: Int = 64, datagramsPerSend: Int = 16, transmitBudgetNanoseconds: Int64 = 5_000,
+                transmitCheckInterval: Int = 64) {
+        self.datagramsPerSend = datagramsPerSend
+        self.transmitBudgetNanoseconds = transmitBudgetNanoseconds
+        self.transmitCheckInterval = transmitCheckInterval
         self.listenAddresses = listenAddresses
         self.threads = threads
         self.identity = identity
@@ -63,8 +78,8 @@ public final class ServingLoop: @unchecked Sendable {
             options.reusePort = true
             options.nonBlocking = true
             options.receiveTimestamps = true
-            // Interleaved responses ask for a TX stamp each; the rest take none.
-            options.transmitTimestampsOnRequest = configuration.interleaved
+            // Interleaved responses and the sampled checks ask for a TX stamp each; the rest take none.
+            options.transmitTimestampsOnRequest = configuration.interleaved || configuration.transmitCheckInterval > 0
             options.receiveBufferBytes = 4 << 20
             options.sendBufferBytes = 4 << 20
             for address in configuration.listenAddresses {
@@ -95,7 +110,7 @@ public final class ServingLoop: @unchecked Sendable {
                                       rateLimit: configuration.rateLimit, interleavedEnabled: configuration.interleaved,
                                       clientTableCapacity: configuration.clientTableCapacity, seed: seed &+ UInt64(w))
                 built.append(try Worker(sockets: socketsByWorker[w], core: core, identity: configuration.identity,
-                                        batchSize: configuration.batchSize, wakeup: wakeup))
+                                        configuration: configuration, wakeup: wakeup))
             }
             workers = built
         } catch {
@@ -148,11 +163,13 @@ public final class ServingLoop: @unchecked Sendable {
 private let unsynchronisedStatus = HostClockStatus(leapState: .error, statusBits: 0x40, maximumErrorMicroseconds: 16_000_000,
                                                    estimatedErrorMicroseconds: 16_000_000)
 
-/// Maps an OPT_ID key to the response it stamps: (client slot, receive timestamp sent).
+/// Maps an OPT_ID key to the response it stamps: the client slot and receive timestamp sent
+/// (interleaved mode), and the transmit time it claimed (a check; 0 when not a check).
 struct PendingStamp {
     var id: UInt32 = 0
     var slot: Int32 = -1
     var receive: UInt64 = 0
+    var claimedTransmitUnixNanoseconds: Int64 = 0
 }
 
 /// One worker: its sockets, batch, core and counters; everything allocated in `init`.
@@ -177,13 +194,24 @@ final class Worker: @unchecked Sendable {
     /// `core.state` as of the last refresh, for readers on other threads.
     let publishedState: Mutex<ServerState>
     let transmitStampsAvailable: Bool
+    let datagramsPerSend: Int
+    let transmitCheckInterval: Int
+    /// Basic responses left until the next one is checked against its TX stamp.
+    var untilNextCheck: Int
+    var departures: DepartureModel
 
-    init(sockets: [UDPSocket], core: ServerCore, identity: ServerState.Identity, batchSize: Int, wakeup: Wakeup) throws(KernelError) {
+    init(sockets: [UDPSocket], core: ServerCore, identity: ServerState.Identity, configuration: ServerConfiguration,
+         wakeup: Wakeup) throws(KernelError) {
+        let batchSize = max(1, configuration.batchSize)
         self.sockets = sockets
         self.core = core
         publishedState = Mutex(core.state)
         self.identity = identity
         self.wakeup = wakeup
+        datagramsPerSend = min(max(1, configuration.datagramsPerSend), batchSize)
+        transmitCheckInterval = max(0, configuration.transmitCheckInterval)
+        untilNextCheck = transmitCheckInterval
+        departures = DepartureModel(budgetNanoseconds: configuration.transmitBudgetNanoseconds)
         receiveBatch = ReceiveBatch(capacity: batchSize, bufferSize: 2048)
         sendBatch = SendBatch(capacity: batchSize, bufferSize: NTPResponder.responseLength)
         transmitPatch = .allocate(capacity: batchSize)
@@ -230,16 +258,17 @@ final class Worker: @unchecked Sendable {
                 if wakeup.isSignalled { break }
                 nextRefresh = now &+ 1_000_000_000
             }
-            var received = 0
+            // A short batch means the queue was empty when the kernel filled it: wait in poll
+            // (which returns at once if more came meanwhile) rather than ask again with a
+            // recvmmsg that would mostly find nothing, one syscall per wake saved at light load.
+            var queueEmptied = true
             for index in 0..<sockets.count {
                 let count = (try? receiveBatch.receive(on: sockets[index])) ?? 0
-                if count > 0 {
-                    received += count
-                    process(count: count, socketIndex: index, now: now)
-                }
+                if count > 0 { process(count: count, socketIndex: index, now: now) }
+                if count == receiveBatch.capacity { queueEmptied = false }
                 if pendingStamps[index] > 0 { drainTransmitStamps(socketIndex: index) }
             }
-            if received == 0 {
+            if queueEmptied {
                 publishCounters()
                 // Idle: sleep until a datagram, a TX stamp, the wakeup, or the next refresh.
                 let waitMilliseconds = Int32(clamping: max(1, (nextRefresh &- now) / 1_000_000))
@@ -272,24 +301,48 @@ final class Worker: @unchecked Sendable {
                                       response: buffer.baseAddress!)
             if outcome.length == 0 { continue }
             let slot = sendBatch.count
-            let stamped = outcome.wantsTransmitStamp && transmitStampsAvailable
+            let interleavedStamp = outcome.wantsTransmitStamp && transmitStampsAvailable
+            var check = false
+            if outcome.needsTransmitPatch && transmitCheckInterval > 0 {
+                untilNextCheck -= 1
+                if untilNextCheck <= 0 { check = true; untilNextCheck = transmitCheckInterval }
+            }
             transmitPatch[slot] = outcome.needsTransmitPatch ? buffer.baseAddress : nil
-            if stamped { slotStamp[slot] = PendingStamp(id: 0, slot: Int32(outcome.slot), receive: outcome.receiveTimestamp) }
-            sendBatch.commit(length: outcome.length, to: source, requestingTransmitTimestamp: stamped)
+            if interleavedStamp || check {
+                // The claimed transmit time is filled in by sendResponses; a response that both
+                // starts an interleaved exchange and is basic is checked as well (it is a sample).
+                slotStamp[slot] = PendingStamp(id: 0, slot: interleavedStamp ? Int32(outcome.slot) : -1,
+                                               receive: outcome.receiveTimestamp, claimedTransmitUnixNanoseconds: 0)
+            }
+            sendBatch.commit(length: outcome.length, to: source, requestingTransmitTimestamp: interleavedStamp || check)
+            if sendBatch.count >= datagramsPerSend { sendResponses(socketIndex: socketIndex) }
         }
         if sendBatch.count > 0 { sendResponses(socketIndex: socketIndex) }
     }
 
-    /// Patches the transmit time into the responses that carry it, sends the batch, and
-    /// notes which client entry each requested TX stamp belongs to, by the key it will carry.
+    /// Patches into each basic response the time it is predicted to leave (`DepartureModel`:
+    /// the clock read now, plus the lead to the first departure, plus its place in the call
+    /// times the per-datagram send time), sends, times the call, and notes for each requested
+    /// TX stamp, by the key it will carry, which client entry it belongs to and what it claimed.
     func sendResponses(socketIndex: Int) {
         let socket = sockets[socketIndex]
         let filled = sendBatch.count
-        let transmit = NTPTimestamp(unixNanoseconds: realtimeNanoseconds())
+        let clockRead = realtimeNanoseconds()
+        let base = NTPTimestamp(unixNanoseconds: clockRead &+ departures.leadNanoseconds).rawValue
+        // The spacing in NTP fraction units (2^-32 s), so each slot costs one multiply-add.
+        let spacingFraction = UInt64(departures.spacingNanoseconds) << 32 / 1_000_000_000
         for slot in 0..<filled {
-            if let response = transmitPatch[slot] { NTPResponder.patchTransmitTimestamp(transmit, in: response) }
+            if let response = transmitPatch[slot] {
+                NTPResponder.patchTransmitTimestamp(NTPTimestamp(rawValue: base &+ UInt64(slot) &* spacingFraction), in: response)
+                if sendBatch.requestsTransmitTimestamp(at: slot) {
+                    slotStamp[slot].claimedTransmitUnixNanoseconds = clockRead &+ departures.departureOffsetNanoseconds(slot: slot)
+                }
+            } else if sendBatch.requestsTransmitTimestamp(at: slot) {
+                slotStamp[slot].claimedTransmitUnixNanoseconds = 0
+            }
         }
         let result = (try? sendBatch.send(on: socket)) ?? SendBatch.Result(sent: 0, firstTransmitID: socket.nextTransmitID, stampedCount: 0)
+        departures.observeSend(durationNanoseconds: realtimeNanoseconds() &- clockRead, datagrams: result.sent)
         if result.stampedCount > 0 {
             let ring = rings + socketIndex * Worker.ringSize
             var id = result.firstTransmitID
@@ -313,7 +366,18 @@ final class Worker: @unchecked Sendable {
             if meta.id == stamp.id && meta.slot >= 0 {
                 core.storeTransmitStamp(slot: Int(meta.slot), receive: meta.receive, transmitUnixNanoseconds: stamp.realtimeNanoseconds)
             }
+            if meta.id == stamp.id && meta.claimedTransmitUnixNanoseconds != 0 {
+                core.counters.transmitChecks &+= 1
+                switch departures.observeCheck(claimedUnixNanoseconds: meta.claimedTransmitUnixNanoseconds,
+                                               departedUnixNanoseconds: stamp.realtimeNanoseconds) {
+                case .withinBudget: break
+                case .early: core.counters.transmitEarlyMisses &+= 1
+                case .late: core.counters.transmitLateMisses &+= 1
+                }
+            }
             pendingStamps[socketIndex] = max(0, pendingStamps[socketIndex] - 1)
+            // Every stamp asked for is in: stop before a read that would find the queue empty.
+            if pendingStamps[socketIndex] == 0 { break }
         }
         // Stamps the kernel never delivers (dropped under memory pressure) must not make us
         // read the error queue after every batch forever: stamps that come later still wake

@@ -1,0 +1,80 @@
+/// Where each datagram of one send call really leaves, predicted from the server's own
+/// measurements, so a basic-mode response can carry a transmit timestamp (t3) close to its
+/// departure rather than the moment the batch was handed to the kernel (RFC 5905 §8: t3 is
+/// the time the reply leaves; an early t3 shows to the client as a longer return path and
+/// an offset too low by half the error).
+///
+/// One send call hands the kernel k datagrams; they leave one after another. Datagram `slot`
+/// is predicted to leave at `stamp + lead + slot × spacing`:
+/// - `spacing` is the send call's own duration divided by its datagrams, measured around
+///   every call with two ~25 ns clock reads;
+/// - `lead` is the time from the clock read to the first departure, tracked as the median
+///   error of a sample of responses whose kernel TX stamp is read back: each check moves it
+///   a small step toward the stamp, so it settles where half the checks are early and half
+///   late, and one preempted send cannot drag it.
+///
+/// Pure values in, values out; one per worker.
+public struct DepartureModel: Sendable, Equatable {
+    /// Predicted gap between consecutive datagrams of one send call.
+    public private(set) var spacingNanoseconds: Int64
+    /// Predicted time from the clock read to the first datagram's departure.
+    public private(set) var leadNanoseconds: Int64
+    /// A claim further than this from the kernel's TX stamp is a miss.
+    public let budgetNanoseconds: Int64
+
+    /// How far one check moves `lead` (a median tracker's step).
+    static let leadStepNanoseconds: Int64 = 20
+    /// `lead` stays within 0 ... this: beyond it the send path itself is broken, not slow.
+    static let leadLimitNanoseconds: Int64 = 50_000
+    /// A send call slower than this per datagram was preempted: not a spacing sample.
+    static let spacingLimitNanoseconds: Int64 = 20_000
+
+    public init(budgetNanoseconds: Int64, spacingNanoseconds: Int64 = 1_000, leadNanoseconds: Int64 = 500) {
+        self.budgetNanoseconds = budgetNanoseconds
+        self.spacingNanoseconds = spacingNanoseconds
+        self.leadNanoseconds = leadNanoseconds
+    }
+
+    /// Nanoseconds after the clock read that datagram `slot` (0-based) of a send call is
+    /// predicted to leave.
+    @inline(__always)
+    public func departureOffsetNanoseconds(slot: Int) -> Int64 {
+        leadNanoseconds &+ Int64(slot) &* spacingNanoseconds
+    }
+
+    /// One send call of `datagrams` took `durationNanoseconds` from the clock read before it
+    /// to the clock read after it. Calls of one datagram carry no spacing; a call slower than
+    /// `spacingLimitNanoseconds` per datagram was interrupted and is ignored.
+    @inline(__always)
+    public mutating func observeSend(durationNanoseconds: Int64, datagrams: Int) {
+        guard datagrams >= 2, durationNanoseconds > 0 else { return }
+        let sample = durationNanoseconds / Int64(datagrams)
+        guard sample < DepartureModel.spacingLimitNanoseconds else { return }
+        // An exponential average over ~8 calls.
+        spacingNanoseconds &+= (sample &- spacingNanoseconds) / 8
+    }
+
+    /// What a check found.
+    public enum CheckResult: Sendable, Equatable {
+        case withinBudget
+        /// The response claimed a t3 earlier than its departure by more than the budget.
+        case early
+        /// The response claimed a t3 later than its departure by more than the budget.
+        case late
+    }
+
+    /// A checked response claimed `claimedUnixNanoseconds` and the kernel stamped it leaving
+    /// at `departedUnixNanoseconds`: classifies the error and moves `lead` toward it.
+    @inline(__always)
+    public mutating func observeCheck(claimedUnixNanoseconds: Int64, departedUnixNanoseconds: Int64) -> CheckResult {
+        let error = departedUnixNanoseconds &- claimedUnixNanoseconds
+        if error > 0 {
+            leadNanoseconds = min(leadNanoseconds &+ DepartureModel.leadStepNanoseconds, DepartureModel.leadLimitNanoseconds)
+        } else if error < 0 {
+            leadNanoseconds = max(leadNanoseconds &- DepartureModel.leadStepNanoseconds, 0)
+        }
+        if error > budgetNanoseconds { return .early }
+        if error < -budgetNanoseconds { return .late }
+        return .withinBudget
+    }
+}

@@ -1,0 +1,38 @@
+import XCTest
+@testable import NTPServer
+
+final class DepartureModelTests: XCTestCase {
+    /// Later datagrams of one send call are predicted to leave later, by the measured spacing.
+    func testSpacingFollowsMeasuredSendCalls() {
+        var model = DepartureModel(budgetNanoseconds: 5_000, spacingNanoseconds: 100, leadNanoseconds: 0)
+        for _ in 0..<200 { model.observeSend(durationNanoseconds: 16 * 1_500, datagrams: 16) }
+        XCTAssertEqual(Double(model.spacingNanoseconds), 1_500, accuracy: 20)
+        XCTAssertEqual(model.departureOffsetNanoseconds(slot: 10) - model.departureOffsetNanoseconds(slot: 0),
+                       10 * model.spacingNanoseconds)
+    }
+
+    /// A preempted call (far slower per datagram than any real send) and single-datagram calls
+    /// teach nothing about spacing.
+    func testOutliersAndSingleSendsAreIgnored() {
+        var model = DepartureModel(budgetNanoseconds: 5_000, spacingNanoseconds: 1_000, leadNanoseconds: 0)
+        model.observeSend(durationNanoseconds: 4 * 5_000_000, datagrams: 4)
+        model.observeSend(durationNanoseconds: 50_000, datagrams: 1)
+        XCTAssertEqual(model.spacingNanoseconds, 1_000)
+    }
+
+    /// The lead settles at the median error of the checks, so a rare huge miss cannot drag it,
+    /// and misses beyond the budget are classified by direction.
+    func testLeadTracksTheMedianCheckError() {
+        var model = DepartureModel(budgetNanoseconds: 5_000, spacingNanoseconds: 1_000, leadNanoseconds: 0)
+        var early = 0
+        for i in 0..<2_000 {
+            // True lead 800 ns ± 300 ns, and one check in 100 preempted by 1 ms.
+            let truth: Int64 = i % 100 == 0 ? 1_000_000 : 800 + Int64((i * 7919) % 601) - 300
+            let claimed = 1_000_000_000 + model.departureOffsetNanoseconds(slot: 0)
+            if model.observeCheck(claimedUnixNanoseconds: claimed, departedUnixNanoseconds: 1_000_000_000 + truth) == .early { early += 1 }
+        }
+        XCTAssertEqual(Double(model.leadNanoseconds), 800, accuracy: 150)
+        XCTAssertEqual(early, 20, "only the preempted checks miss")
+        XCTAssertEqual(model.observeCheck(claimedUnixNanoseconds: 10_000, departedUnixNanoseconds: 0), .late)
+    }
+}
