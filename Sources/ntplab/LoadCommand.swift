@@ -23,7 +23,7 @@ private let loadTool = ToolDescription(
     RTT and offset distribution (RFC 5905 §8). A server whose transmit timestamp is earlier
     than the moment its response really leaves shows it as a longer RTT and a negative
     offset; this is how a server's timestamp quality under load is judged. --clients 0
-    runs the probe alone (the unloaded reference).
+    runs the probe alone (the unloaded reference) until it has sent all its requests.
     """,
     options: [
         .value("target", "HOST:PORT", "Server to load (port defaults to 123)."),

@@ -11,7 +11,8 @@ public struct LoadConfiguration: Sendable {
     public var durationNanoseconds: Int64
     /// Client sockets. On IPv4 loopback each binds its own source address (127.0.0.2,
     /// 127.0.0.3, ..., or from 127.0.0.3 when the probe takes 127.0.0.2) so a server that
-    /// steers by address sees distinct clients. 0: no load, only the probe.
+    /// steers by address sees distinct clients. 0: no load, only the probe, for as long as
+    /// it takes to send all its requests.
     public var clients: Int
     public var batchSize: Int
     public var maximumOutstanding: Int
@@ -212,8 +213,8 @@ public func runLoad(_ configuration: LoadConfiguration) throws(LabError) -> Load
             sleepNanoseconds(50_000)
         }
     }
-    if !loadEnabled { sleepNanoseconds(end &- monotonicRawNanoseconds()) }
-    report.probe = probe?.finish()
+    // With no load the run lasts as long as the probe needs; with load, the probe ends with it.
+    report.probe = probe?.finish(stopNow: loadEnabled)
     let measuredEnd = monotonicRawNanoseconds()
     // Collect stragglers for 100 ms (not counted in the duration).
     let drainEnd = measuredEnd &+ 100_000_000

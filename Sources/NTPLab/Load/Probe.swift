@@ -110,8 +110,9 @@ final class RunningProbe: @unchecked Sendable {
         }
     }
 
-    func finish() -> ProbeReport {
-        stopRequested.store(true, ordering: .releasing)
+    /// Stops the probe if `stopNow` (else lets it send all its requests) and returns its report.
+    func finish(stopNow: Bool = true) -> ProbeReport {
+        if stopNow { stopRequested.store(true, ordering: .releasing) }
         thread?.join()
         return result.withLock { $0 }
     }
