@@ -26,15 +26,18 @@ let package = Package(
         .target(name: "KernelValues"),
         // The only place that talks to the kernel (re-exports KernelValues).
         .target(name: "KernelStamps", dependencies: ["CKernelStamps", "KernelValues"]),
+        // The C library's elementary functions (exp, log, pow, sin, …) and nothing else, so
+        // pure modules need not import Glibc (docs/architecture.md).
+        .target(name: "Maths"),
         // The one seeded pseudo-random generator (lab models, tests, benchmarks); maths only.
-        .target(name: "Randomness"),
+        .target(name: "Randomness", dependencies: ["Maths"]),
         // Pure estimator and stateless reader.
-        .target(name: "FeedforwardClock"),
+        .target(name: "FeedforwardClock", dependencies: ["Maths"]),
         // The published clock's layout, writer and stateless reader (docs/published-clock.md).
         .target(name: "PublishedClock", dependencies: ["FeedforwardClock", "KernelStamps"]),
         .target(name: "NTPServer", dependencies: ["NTPPacket", "KernelValues", "KernelStamps"]),
         .target(name: "NTPClient", dependencies: ["NTPPacket", "KernelValues", "KernelStamps", "FeedforwardClock", "PublishedClock", "ToolSupport"]),
-        .target(name: "NTPLab", dependencies: ["NTPPacket", "Randomness", "KernelStamps", "FeedforwardClock", "PublishedClock", "NTPServer", "NTPClient", "ToolSupport"]),
+        .target(name: "NTPLab", dependencies: ["NTPPacket", "Maths", "Randomness", "KernelStamps", "FeedforwardClock", "PublishedClock", "NTPServer", "NTPClient", "ToolSupport"]),
         // One option parser and one output vocabulary for the three tools.
         .target(name: "ToolSupport", dependencies: ["NTPPacket", "KernelStamps"]),
         // Counts malloc calls for the allocation benchmarks (interposes malloc; ntpbench only).

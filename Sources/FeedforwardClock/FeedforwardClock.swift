@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import Maths
 
 /// Tunables of the filter (feedforward-spec §5, §6, §8). Defaults are RADclock's constants
 /// except where noted.

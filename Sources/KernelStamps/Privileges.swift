@@ -38,3 +38,6 @@ public func dropPrivileges(toUser name: String) throws(KernelError) {
                           detail: "root could be regained after setuid", hint: "refusing to run; check the user's uid")
     }
 }
+
+/// Whether this process runs with the root user's rights (effective user 0).
+public func runningAsRoot() -> Bool { geteuid() == 0 }

@@ -64,3 +64,9 @@ public final class SignalReceiver: @unchecked Sendable {
         _ = ck_raise_in_this_thread(signal)
     }
 }
+
+/// Ignores SIGPIPE for the whole process, so a write to a pipe whose reader went away fails
+/// with EPIPE instead of killing the process.
+public func ignoreBrokenPipeSignal() {
+    signal(SIGPIPE, SIG_IGN)
+}

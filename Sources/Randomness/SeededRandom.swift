@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc  // maths only: log, exp, pow, sin, cos
-#endif
+import Maths
 
 /// The one seeded pseudo-random generator of the repository: xoshiro256** seeded through
 /// SplitMix64. The lab's models, the tests and the benchmarks draw from it.

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import KernelStamps
 
 /// The one option parser of stratumd, ntpclient, ntplab and ntpbench, so every tool reads
 /// its command line the same way. GNU-style long options: `--name value`, `--name=value`, flags,
@@ -210,28 +208,12 @@ public enum ExitStatus: Int32, Sendable {
 
 /// Writes one line to standard error, prefixed by the tool's name.
 public func printError(_ tool: String, _ message: String) {
-    writeAll(STDERR_FILENO, "\(tool): \(message)\n")
+    StandardStream.error.write("\(tool): \(message)\n")
 }
 
 /// Writes a line to standard output unbuffered, so piped output arrives line by line.
 public func printLine(_ line: String) {
-    writeAll(STDOUT_FILENO, line + "\n")
-}
-
-/// Writes the whole text to a descriptor, retrying short writes and EINTR.
-public func writeAll(_ descriptor: Int32, _ text: String) {
-    var text = text
-    text.withUTF8 { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            offset += written
-        }
-    }
+    StandardStream.output.write(line + "\n")
 }
 
 /// Parses the process's arguments against `tool`, handling `--help`, `--version` and usage
@@ -241,28 +223,28 @@ public func parseCommandLineOrExit(_ tool: ToolDescription, arguments: [String],
         switch try tool.parse(arguments) {
         case .run(let options): return options
         case .showHelp:
-            writeAll(STDOUT_FILENO, tool.helpText)
-            exit(ExitStatus.success.rawValue)
+            StandardStream.output.write(tool.helpText)
+            exitProcess(ExitStatus.success.rawValue)
         case .showVersion:
             printLine("\(tool.name) \(version)")
-            exit(ExitStatus.success.rawValue)
+            exitProcess(ExitStatus.success.rawValue)
         }
     } catch {
         printError(tool.name, error.message)
-        exit(ExitStatus.usage.rawValue)
+        exitProcess(ExitStatus.usage.rawValue)
     }
 }
 
 /// Exits with a usage error message (status 2).
 public func exitWithUsageError(_ tool: String, _ message: String) -> Never {
     printError(tool, message)
-    exit(ExitStatus.usage.rawValue)
+    exitProcess(ExitStatus.usage.rawValue)
 }
 
 /// Exits with a runtime failure message (status 1).
 public func exitWithFailure(_ tool: String, _ message: String) -> Never {
     printError(tool, message)
-    exit(ExitStatus.failure.rawValue)
+    exitProcess(ExitStatus.failure.rawValue)
 }
 
 /// The toolkit's version, printed by every tool's `--version`.
@@ -272,5 +254,5 @@ public let toolkitVersion = "0.1.0"
 /// (a closed pipe on stdout or stderr, `ntpclient | head`) makes writes fail with EPIPE
 /// instead of killing a server or client mid-run.
 public func prepareToolProcess() {
-    signal(SIGPIPE, SIG_IGN)
+    ignoreBrokenPipeSignal()
 }

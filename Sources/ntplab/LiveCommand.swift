@@ -146,8 +146,8 @@ func runLiveCommand(_ arguments: [String]) -> Int32 {
     if json {
         printLine(LiveReport.json(result).rendered())
     } else {
-        writeAll(STDOUT_FILENO, LiveReport.table(result))
-        if options.has("lateness-histogram") { writeAll(STDOUT_FILENO, LiveReport.latenessHistogramText(result)) }
+        StandardStream.output.write(LiveReport.table(result))
+        if options.has("lateness-histogram") { StandardStream.output.write(LiveReport.latenessHistogramText(result)) }
         if let svgPath { printLine("plot written to \(absolutePath(svgPath))") }
     }
     if !result.calibrationFailures.isEmpty && !ignoreCalibration {

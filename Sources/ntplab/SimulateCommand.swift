@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import KernelStamps
 import NTPLab
 import ToolSupport
 
@@ -93,7 +94,7 @@ func runSimulateCommand(_ arguments: [String]) -> Int32 {
     if options.has("json") {
         printLine(JSONValue.object([JSONMember("scenarios", .array(results.map { $0.json() }))]).rendered())
     } else {
-        writeAll(STDOUT_FILENO, SimulationReport.table(results))
+        StandardStream.output.write(SimulationReport.table(results))
         if let svgPath { printLine("plot written to \(svgPath)") }
         if let csvPath { printLine("samples written to \(csvPath)") }
     }

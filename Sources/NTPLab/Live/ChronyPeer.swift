@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import KernelStamps
 
 /// chronyd as a second client, so a live run compares our filter with a widely used
@@ -18,7 +15,7 @@ public final class ChronyPeer: @unchecked Sendable {
 
     /// Where chronyd is usually installed (Debian's chrony package).
     public static let candidatePaths = ["/usr/sbin/chronyd", "/usr/bin/chronyd", "/sbin/chronyd", "/usr/local/sbin/chronyd"]
-    public static var installedPath: String? { firstExecutable(candidatePaths) }
+    public static var installedPath: String? { candidatePaths.first(where: isExecutableFile(atPath:)) }
 
     /// The configuration for a server at `server` polled every 2^`pollExponent` s.
     public static func configuration(server: SocketAddress, pollExponent: Int, commandPort: UInt16, directory: String) -> String {
@@ -42,11 +39,9 @@ public final class ChronyPeer: @unchecked Sendable {
         guard let path = chronydPath ?? ChronyPeer.installedPath else {
             throw LabError("chronyd not found (looked in \(ChronyPeer.candidatePaths.joined(separator: ", "))): install chrony (apt-get install chrony) or leave out --compare chrony")
         }
-        var template = Array("/tmp/ntplab-chrony-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else {
-            throw LabError("cannot make a temporary directory in /tmp: \(String(cString: strerror(errno)))")
+        do throws(KernelError) { directory = try makeTemporaryDirectory(prefix: "/tmp/ntplab-chrony-") } catch {
+            throw LabError("cannot make chronyd's directory", error)
         }
-        directory = String(cString: made)
         let port: UInt16
         do throws(KernelError) {
             let probe = try UDPSocket(bindingTo: .loopbackIPv4(port: 0))
@@ -65,9 +60,13 @@ public final class ChronyPeer: @unchecked Sendable {
         // -x: never touch the clock. -d: foreground, log to stderr. As root, -u root keeps
         // chronyd from dropping to its own user, who could not write in our 0700 directory;
         // as anyone else, -U allows the unprivileged start.
-        let user = getuid() == 0 ? ["-u", "root"] : ["-U"]
-        process = try ChildProcess(path: path, arguments: ["-x", "-d"] + user + ["-f", directory + "/chrony.conf"],
-                                   logPath: directory + "/chronyd.log")
+        let user = runningAsRoot() ? ["-u", "root"] : ["-U"]
+        do throws(KernelError) {
+            process = try ChildProcess(path: path, arguments: ["-x", "-d"] + user + ["-f", directory + "/chrony.conf"],
+                                       logPath: directory + "/chronyd.log")
+        } catch {
+            throw LabError("chronyd", error)
+        }
         receiveBuffer = .allocate(byteCount: 512, alignment: 16)
     }
 
@@ -115,7 +114,7 @@ public final class ChronyPeer: @unchecked Sendable {
         while clockNanoseconds(.monotonic) < deadline {
             if let failure { throw LabError(failure) }
             if tracking() != nil { return }
-            usleep(20_000)
+            sleepNanoseconds(20_000_000)
         }
         throw LabError("chronyd did not answer on its command port \(commandAddress) within \(timeoutNanoseconds / 1_000_000_000) s; see \(directory)/chronyd.log")
     }
@@ -124,8 +123,8 @@ public final class ChronyPeer: @unchecked Sendable {
     public func removeDirectory() {
         for name in ["chrony.conf", "chronyd.log", "chronyd.pid", "chronyd.sock", "chrony.drift",
                      "tracking.log", "measurements.log", "statistics.log"] {
-            unlink(directory + "/" + name)
+            removeFile(atPath: directory + "/" + name)
         }
-        rmdir(directory)
+        removeEmptyDirectory(atPath: directory)
     }
 }

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import FeedforwardClock
 import KernelStamps
 import NTPClient
@@ -193,12 +190,11 @@ public enum LiveRunner {
         }
 
         // Our client, publishing its clock to a private file.
-        var pathTemplate = Array("/tmp/ntplab-clock-XXXXXX".utf8CString)
-        let descriptor = mkstemp(&pathTemplate)
-        guard descriptor >= 0 else { throw LabError("cannot make a temporary file in /tmp: \(String(cString: strerror(errno)))") }
-        close(descriptor)
-        let publishPath = pathTemplate.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        defer { unlink(publishPath) }
+        let publishPath: String
+        do throws(KernelError) { publishPath = try makeTemporaryFile(prefix: "/tmp/ntplab-clock-") } catch {
+            throw LabError("cannot make the client's clock file", error)
+        }
+        defer { removeFile(atPath: publishPath) }
         let runner: ClientRunner
         let reader: PublishedClockReader
         do {

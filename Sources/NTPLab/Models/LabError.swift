@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import KernelStamps
 
 /// The NTPLab module's one error type: what failed, in words a person can act on (one clear
@@ -15,23 +12,7 @@ public struct LabError: Error, CustomStringConvertible, Equatable, Sendable {
 
 /// Writes `text` to `path` (created or truncated, mode 0644), for plots and reports.
 public func writeTextFile(_ path: String, _ text: String) throws(LabError) {
-    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard descriptor >= 0 else {
-        throw LabError("cannot write '\(path)': \(String(cString: strerror(errno))); check the directory exists and is writable")
+    do throws(KernelError) { try writeFile(atPath: path, contents: text) } catch {
+        throw LabError(error.description)
     }
-    defer { close(descriptor) }
-    var text = text
-    let failure: Int32 = text.withUTF8 { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                return errno
-            }
-            offset += written
-        }
-        return 0
-    }
-    if failure != 0 { throw LabError("writing '\(path)' failed: \(String(cString: strerror(failure)))") }
 }

@@ -1,4 +1,4 @@
-import Glibc
+import Maths
 import Randomness
 
 /// Nanoseconds in common spans, so scenario numbers read as they are stated.

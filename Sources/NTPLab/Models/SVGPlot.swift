@@ -1,4 +1,4 @@
-import Glibc
+import Maths
 import ToolSupport
 
 /// Tick positions at "nice" steps: 1, 2 or 5 times a power of ten.

@@ -3,15 +3,15 @@ import Glibc
 #endif
 
 /// A child process started with posix_spawn, its output going to a file (never to a pipe
-/// nobody drains). The one place the lab starts other programs; the C strings live only
-/// inside `start`.
+/// nobody drains). The one place the repository starts other programs (the lab's chronyd);
+/// the C strings live only inside `init`.
 public final class ChildProcess: @unchecked Sendable {
     public let path: String
     public let processID: pid_t
     private var exitStatus: Int32? = nil
 
     /// Starts `path` with `arguments`, stdout and stderr appended to `logPath`.
-    public init(path: String, arguments: [String], logPath: String) throws(LabError) {
+    public init(path: String, arguments: [String], logPath: String) throws(KernelError) {
         self.path = path
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -37,7 +37,7 @@ public final class ChildProcess: @unchecked Sendable {
         var pid: pid_t = 0
         let result = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
         guard result == 0 else {
-            throw LabError("cannot start \(path): \(String(cString: strerror(result)))")
+            throw KernelError(operation: "start \(path)", code: result)
         }
         processID = pid
     }
@@ -77,28 +77,8 @@ public final class ChildProcess: @unchecked Sendable {
     }
 }
 
-/// The first of `candidates` that is an executable file, if any.
-public func firstExecutable(_ candidates: [String]) -> String? {
-    candidates.first { access($0, X_OK) == 0 }
-}
-
 /// The last non-empty line of a text file (a child's last complaint), or "" if none.
 public func lastLine(ofFile path: String) -> String {
-    guard let file = fopen(path, "r") else { return "" }
-    defer { fclose(file) }
-    var last = ""
-    var buffer = [CChar](repeating: 0, count: 4096)
-    while fgets(&buffer, Int32(buffer.count), file) != nil {
-        let line = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }.trimmingNewline()
-        if !line.isEmpty { last = line }
-    }
-    return last
-}
-
-extension String {
-    func trimmingNewline() -> String {
-        var s = self
-        while s.hasSuffix("\n") || s.hasSuffix("\r") { s.removeLast() }
-        return s
-    }
+    guard let text = try? readTextFile(atPath: path) else { return "" }
+    return text.split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
 }
