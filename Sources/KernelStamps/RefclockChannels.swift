@@ -36,7 +36,7 @@ public final class UnixDatagramSender: @unchecked Sendable {
     public func send(_ bytes: UnsafeRawBufferPointer) throws(KernelError) {
         let sent = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                sendto(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), $0,
+                sendto(descriptor, bytes.baseAddress, bytes.count, sendFlagNoSignal, $0,
                        socklen_t(MemoryLayout<sockaddr_un>.size))
             }
         }

@@ -122,9 +122,8 @@ public final class ScrapeListener: @unchecked Sendable {
         text.withUTF8 { bytes in
             var offset = 0
             while offset < bytes.count {
-                // MSG_NOSIGNAL (0x4000, bits/socket.h; not imported in every build mode): a
-                // client that hung up gives EPIPE, not SIGPIPE.
-                let sent = send(connection, bytes.baseAddress! + offset, bytes.count - offset, 0x4000)
+                // A client that hung up gives EPIPE, not SIGPIPE.
+                let sent = send(connection, bytes.baseAddress! + offset, bytes.count - offset, sendFlagNoSignal)
                 if sent > 0 { offset += sent; continue }
                 if sent < 0 && (errno == EAGAIN || errno == EINTR) {
                     if waitWithoutStop(connection, Int16(POLLOUT), until: deadline) { continue }
@@ -155,6 +154,11 @@ public final class ScrapeListener: @unchecked Sendable {
         return poll(&descriptor, 1, Int32(clamping: max(1, left / 1_000_000))) == 1
     }
 }
+
+/// MSG_NOSIGNAL (bits/socket.h): a send to a peer that went away fails with EPIPE instead of
+/// raising SIGPIPE. Spelled out because files that do not import CKernelStamps do not see
+/// the constant in release builds.
+let sendFlagNoSignal: Int32 = 0x4000
 
 extension SocketAddress {
     /// 127.0.0.0/8, ::1, or an IPv4-mapped loopback address: reachable from this host only.
