@@ -172,6 +172,13 @@ struct PendingStamp {
     var claimedTransmitUnixNanoseconds: Int64 = 0
 }
 
+/// The worker's transmit-time state (see `Worker.transmitState`).
+struct TransmitState {
+    var departures: DepartureModel
+    /// Basic responses left until the next one is checked against its TX stamp.
+    var untilNextCheck: Int
+}
+
 /// One worker: its sockets, batch, core and counters; everything allocated in `init`.
 final class Worker: @unchecked Sendable {
     let sockets: [UDPSocket]
@@ -196,9 +203,10 @@ final class Worker: @unchecked Sendable {
     let transmitStampsAvailable: Bool
     let datagramsPerSend: Int
     let transmitCheckInterval: Int
-    /// Basic responses left until the next one is checked against its TX stamp.
-    var untilNextCheck: Int
-    var departures: DepartureModel
+    /// The transmit-time model and the countdown to the next check, behind a pointer: the
+    /// packet path updates them for every response, and a class's stored `var` would cost a
+    /// dynamic exclusivity check on each access.
+    let transmitState: UnsafeMutablePointer<TransmitState>
 
     init(sockets: [UDPSocket], core: ServerCore, identity: ServerState.Identity, configuration: ServerConfiguration,
          wakeup: Wakeup) throws(KernelError) {
@@ -210,8 +218,10 @@ final class Worker: @unchecked Sendable {
         self.wakeup = wakeup
         datagramsPerSend = min(max(1, configuration.datagramsPerSend), batchSize)
         transmitCheckInterval = max(0, configuration.transmitCheckInterval)
-        untilNextCheck = transmitCheckInterval
-        departures = DepartureModel(budgetNanoseconds: configuration.transmitBudgetNanoseconds)
+        transmitState = .allocate(capacity: 1)
+        transmitState.initialize(to: TransmitState(
+            departures: DepartureModel(budgetNanoseconds: configuration.transmitBudgetNanoseconds),
+            untilNextCheck: transmitCheckInterval))
         receiveBatch = ReceiveBatch(capacity: batchSize, bufferSize: 2048)
         sendBatch = SendBatch(capacity: batchSize, bufferSize: NTPResponder.responseLength)
         transmitPatch = .allocate(capacity: batchSize)
@@ -229,7 +239,7 @@ final class Worker: @unchecked Sendable {
     }
 
     deinit {
-        transmitPatch.deallocate(); slotStamp.deallocate()
+        transmitPatch.deallocate(); slotStamp.deallocate(); transmitState.deallocate()
         rings.deallocate(); pendingStamps.deallocate()
     }
 
@@ -304,8 +314,11 @@ final class Worker: @unchecked Sendable {
             let interleavedStamp = outcome.wantsTransmitStamp && transmitStampsAvailable
             var check = false
             if outcome.needsTransmitPatch && transmitCheckInterval > 0 {
-                untilNextCheck -= 1
-                if untilNextCheck <= 0 { check = true; untilNextCheck = transmitCheckInterval }
+                transmitState.pointee.untilNextCheck -= 1
+                if transmitState.pointee.untilNextCheck <= 0 {
+                    check = true
+                    transmitState.pointee.untilNextCheck = transmitCheckInterval
+                }
             }
             transmitPatch[slot] = outcome.needsTransmitPatch ? buffer.baseAddress : nil
             if interleavedStamp || check {
@@ -327,6 +340,7 @@ final class Worker: @unchecked Sendable {
     func sendResponses(socketIndex: Int) {
         let socket = sockets[socketIndex]
         let filled = sendBatch.count
+        let departures = transmitState.pointee.departures
         let clockRead = realtimeNanoseconds()
         let base = NTPTimestamp(unixNanoseconds: clockRead &+ departures.leadNanoseconds).rawValue
         // The spacing in NTP fraction units (2^-32 s), so each slot costs one multiply-add.
@@ -342,7 +356,10 @@ final class Worker: @unchecked Sendable {
             }
         }
         let result = (try? sendBatch.send(on: socket)) ?? SendBatch.Result(sent: 0, firstTransmitID: socket.nextTransmitID, stampedCount: 0)
-        departures.observeSend(durationNanoseconds: realtimeNanoseconds() &- clockRead, datagrams: result.sent)
+        // A single datagram tells nothing about spacing: no second clock read for it.
+        if result.sent >= 2 {
+            transmitState.pointee.departures.observeSend(durationNanoseconds: realtimeNanoseconds() &- clockRead, datagrams: result.sent)
+        }
         if result.stampedCount > 0 {
             let ring = rings + socketIndex * Worker.ringSize
             var id = result.firstTransmitID
@@ -368,7 +385,7 @@ final class Worker: @unchecked Sendable {
             }
             if meta.id == stamp.id && meta.claimedTransmitUnixNanoseconds != 0 {
                 core.counters.transmitChecks &+= 1
-                switch departures.observeCheck(claimedUnixNanoseconds: meta.claimedTransmitUnixNanoseconds,
+                switch transmitState.pointee.departures.observeCheck(claimedUnixNanoseconds: meta.claimedTransmitUnixNanoseconds,
                                                departedUnixNanoseconds: stamp.realtimeNanoseconds) {
                 case .withinBudget: break
                 case .early: core.counters.transmitEarlyMisses &+= 1
