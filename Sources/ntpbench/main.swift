@@ -18,6 +18,8 @@ let benchmarkCommands: [BenchmarkCommand] = [
                      run: runServerBenchmark),
     BenchmarkCommand(name: "filter", summary: "FeedforwardClock: ns per filter update and heap allocations per update at poll 16",
                      run: runFilterBenchmark),
+    BenchmarkCommand(name: "selection", summary: "Source selection: ns per vote among 8 sources and heap allocations per vote",
+                     run: runSelectionBenchmark),
 ]
 
 /// One line on stderr (fd 2), for errors; avoids Glibc's non-Sendable `stderr` global.
