@@ -40,6 +40,9 @@ func serverMetricFamilies(workers: [ServerCounters], state: ServerState, hostClo
     families += counter("receive_stamps_missing", "Requests without a kernel receive stamp (a user-space clock read stood in), count.") { $0.missingReceiveStamp }
     families += counter("transmit_stamps", "Kernel transmit stamps read back and kept for interleaved mode, count.") { $0.transmitStampsStored }
     families += counter("send_failures", "Responses the kernel refused to send (full send buffer), count.") { $0.sendFailures }
+    families += counter("transmit_checks", "Basic-mode responses (a sample) whose transmit timestamp was compared with the kernel's transmit stamp, count.") { $0.transmitChecks }
+    families += counter("transmit_early_misses", "Checked responses whose transmit timestamp was earlier than the kernel's transmit stamp by more than the budget (5 us): the client sees an offset too low, count.") { $0.transmitEarlyMisses }
+    families += counter("transmit_late_misses", "Checked responses whose transmit timestamp was later than the kernel's transmit stamp by more than the budget (5 us), count.") { $0.transmitLateMisses }
 
     families.append(MetricFamily("stratumd_workers", .gauge, help: "Worker threads serving, count.", value: Double(workers.count)))
     families.append(MetricFamily("stratumd_leap_indicator", .gauge,
