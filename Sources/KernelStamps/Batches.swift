@@ -224,7 +224,9 @@ public final class SendBatch: @unchecked Sendable {
 
     public func removeAll() { count = 0 }
 
-    /// Whether slot `index` asked for a TX stamp (valid until the next `commit` to that slot).
+    /// Whether slot `index` asked for a TX stamp; after `send`, whether it was sent asking,
+    /// so the stamped slots in order carry `Result.firstTransmitID`, +1, … (valid until the
+    /// next `commit` to that slot).
     @inline(__always)
     public func requestsTransmitTimestamp(at index: Int) -> Bool {
         precondition(index < capacity)
@@ -251,7 +253,9 @@ public final class SendBatch: @unchecked Sendable {
                 if code == EINTR { continue }
                 if code == EAGAIN || code == EWOULDBLOCK { break }
                 if sent == 0 { throw KernelError.fromErrno("sendmmsg", code) }
-                // One bad destination: skip it (it took no key) and carry on with the rest.
+                // One bad destination: skip it and carry on with the rest. It took no key, so
+                // it no longer counts as asking (see `requestsTransmitTimestamp(at:)`).
+                stampRequested[sent] = false
                 sent += 1
                 continue
             }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Synchronization
+import CKernelStamps  // brings MSG_NOSIGNAL, which Glibc alone does not import in release builds
 
 /// A Unix datagram socket that sends to one path: the channel to chronyd's SOCK refclock
 /// (the daemon binds the path; we only send). Samples are fixed-size datagrams built by the

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CKernelStamps  // socket constants: in release builds Glibc alone does not bring them
 
 /// A TCP listener for a tiny HTTP/1.0 endpoint (the tools' `GET /metrics`): one connection at
 /// a time, each given a fixed deadline to send its request head and take the answer, then

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CKernelStamps  // socket constants: in release builds Glibc alone does not bring them
 
 /// The kernel side of `SocketAddress`: `sockaddr_in`/`sockaddr_in6` conversion, and parsing
 /// and resolving text (inet_pton, interface names, getaddrinfo).
