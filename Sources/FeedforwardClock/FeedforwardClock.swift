@@ -284,12 +284,12 @@ public struct FeedforwardClock: Sendable {
         if disruptionCounter != nil {
             disruptionCounter = nil
             if index > 0 {
-                // The platform said the counter was disrupted: this stamp starts a new epoch
-                // at once, as a step with the rate unverified (§8.1), without waiting for
-                // suspects to agree.
-                restartEpoch(from: index, upTo: index, rateChanged: false)
+                // The platform said the counter was disrupted (another host's counter: its
+                // offset and rate are both new): this stamp starts a new epoch at once, as a
+                // rate change (§8.1), without waiting for suspects to agree.
+                restartEpoch(from: index, upTo: index, rateChanged: true)
                 consistentBound = .infinity
-                status.insert(.clockStep)
+                status.insert(.rateChange)
                 disruptionDeclared = true
             }
         }
@@ -319,8 +319,8 @@ public struct FeedforwardClock: Sendable {
     /// migration or snapshot restore disrupted the counter at `counter`; docs/published-clock.md,
     /// "Disruption"). The published parameters say unsynchronised with an infinite bound at
     /// once, so no reader mistakes them for good; stamps that began before `counter` are
-    /// refused, and the first one after it re-anchors the clock as a step whose rate is
-    /// then verified by the following stamps (§8.1).
+    /// refused, and the first one after it starts a new epoch (a rate change: the platform
+    /// says every calibration of the counter is void, §8.1).
     public mutating func noteDisruption(atRawNanoseconds counter: Int64) {
         disruptionCounter = max(counter, disruptionCounter ?? counter)
         parameters.status.insert(.unsynchronised)
