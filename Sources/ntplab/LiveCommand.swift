@@ -75,6 +75,9 @@ func runLiveCommand(_ arguments: [String]) -> Int32 {
     guard let scenario = Scenario.named(name) else {
         exitWithUsageError(liveTool.name, "no scenario '\(name)': use one of \(Scenario.all.map(\.name).joined(separator: ", "))")
     }
+    if scenario.configuration.platformSignalsDisruption {
+        exitWithUsageError(liveTool.name, "\(name) needs a platform that signals the migration (a vmclock page), which the live lab does not fake: run it with 'ntplab simulate --scenario \(name)', or live as 'migration'")
+    }
     let durationSeconds: Double
     let pollSeconds: Int
     let servedOffsetMilliseconds: Double

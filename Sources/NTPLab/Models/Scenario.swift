@@ -98,7 +98,8 @@ public struct Scenario: Sendable, Equatable {
 
     /// Every scenario, from the quiet LAN to the server step (vm-skew in two strengths).
     public static let all: [Scenario] = [
-        lanStratum1, loadedLAN, vmSkew, vmSkew5, erraticRate, migration, serverOutage, routeChange, serverStep,
+        lanStratum1, loadedLAN, vmSkew, vmSkew5, erraticRate, migration, migrationVMClock, serverOutage, routeChange,
+        serverStep,
     ]
 
     // MARK: - The scenarios
@@ -266,6 +267,31 @@ public struct Scenario: Sendable, Equatable {
                         configuration: c,
                         events: [LabEvent(name: "migration", atNanoseconds: move.resumeNanoseconds)],
                         promised: .micro(median: 15, p99: 25, inside: 0.999, recovery: 2 * Span.minute, settle: 2 * Span.minute))
+    }
+
+    /// The migration scenario on a platform that signals it: the vmclock page's
+    /// `disruption_marker` changes at the resume (Linux vmclock-abi.h, from the KVM migration
+    /// discussion). Every reader compares the marker itself, so the first read after the
+    /// resume already reports an infinite bound; the client notices within its 50 ms check
+    /// interval, declares the event to the filter (unsynchronised, infinite bound), refuses
+    /// stamps from before it, polls a new 8-exchange burst 2 s apart and re-anchors on the
+    /// first post-resume stamp as a step whose rate the burst verifies
+    /// (docs/published-clock.md, "Disruption"). No read happens inside the blackout (the
+    /// guest is paused); the read at the resume instant is sampled.
+    ///
+    /// Promised: what `migration` promises, but every sample inside maxError, and recovery no
+    /// slower than `migration`'s 2 min.
+    public static let migrationVMClock: Scenario = migratingWithVMClock(at: 12 * Span.hour)
+
+    /// `migrating(at:)` with the platform signalling the disruption.
+    public static func migratingWithVMClock(at start: Int64) -> Scenario {
+        var scenario = migrating(at: start)
+        scenario.name = "migration-vmclock"
+        scenario.summary = "migration, with the vmclock page signalling it: readers and client see it at once"
+        scenario.source += "; Linux vmclock disruption_marker"
+        scenario.configuration.platformSignalsDisruption = true
+        scenario.promised = .micro(median: 15, p99: 25, inside: 1, recovery: 2 * Span.minute, settle: 2 * Span.minute)
+        return scenario
     }
 
     /// ntpd loses stability when starved of good exchanges; here the server is unreachable

@@ -46,7 +46,27 @@ public struct SimulationConfiguration: Sendable, Equatable {
     public var network = NetworkParameters(forward: PathParameters(minimumDelayNanoseconds: 50 * Span.microsecond),
                                            backward: PathParameters(minimumDelayNanoseconds: 50 * Span.microsecond))
     public var server = ServerParameters()
+    /// The platform signals the migration (the vmclock page's disruption marker changes at
+    /// the resume; docs/published-clock.md, "Disruption"): readers see the change on their
+    /// next read, the client notices within `disruptionNoticeNanoseconds`, declares the clock
+    /// event and polls a new start-up burst from then.
+    public var platformSignalsDisruption = false
+    /// How long after the resume the client notices the changed marker: its check interval.
+    public var disruptionNoticeNanoseconds: Int64 = 50 * Span.millisecond
     public init() {}
+
+    /// When the client notices a platform-signalled migration, or nil without one.
+    public var disruptionNoticedNanoseconds: Int64? {
+        guard platformSignalsDisruption, let migration = oscillator.migration else { return nil }
+        return migration.resumeNanoseconds + disruptionNoticeNanoseconds
+    }
+
+    /// The post-disruption burst's sends (true time): `startupBurstCount` exchanges
+    /// `startupBurstSpacingNanoseconds` apart from the moment the client noticed.
+    public var disruptionBurstNanoseconds: [Int64] {
+        guard let first = disruptionNoticedNanoseconds else { return [] }
+        return (0..<max(0, startupBurstCount)).map { first + Int64($0) * startupBurstSpacingNanoseconds }
+    }
 
     /// True send time of the k-th scheduled exchange (before blackouts are skipped).
     /// Polls are scheduled on true time: the lab's schedule, not the client's timer.
@@ -70,19 +90,36 @@ public struct Simulator: Sequence, IteratorProtocol, Sendable {
     public private(set) var server: ServerModel
     private var scheduleIndex = 0
     private var yielded = 0
+    /// Pending post-disruption burst sends, ascending; the regular grid pauses meanwhile.
+    private var burstSends: [Int64]
+    private let burstWindow: LabInterval?
 
     public init(configuration: SimulationConfiguration) {
         self.configuration = configuration
         oscillator = OscillatorModel(parameters: configuration.oscillator, seed: configuration.seed)
         network = NetworkModel(parameters: configuration.network, seed: configuration.seed)
         server = ServerModel(parameters: configuration.server, seed: configuration.seed)
+        let sends = configuration.disruptionBurstNanoseconds
+        burstSends = sends
+        burstWindow = sends.last.map {
+            LabInterval(startNanoseconds: sends[0], endNanoseconds: $0 + configuration.startupBurstSpacingNanoseconds)
+        }
     }
 
     public mutating func next() -> SimulatedExchange? {
         while true {
-            let sent = configuration.scheduledNanoseconds(scheduleIndex)
+            let grid = configuration.scheduledNanoseconds(scheduleIndex)
+            let sent: Int64
+            if let burst = burstSends.first, burst <= grid {
+                sent = burst
+                burstSends.removeFirst()
+            } else {
+                sent = grid
+                scheduleIndex += 1
+                // The client replaced its schedule with the burst.
+                if burstWindow?.contains(sent) ?? false { continue }
+            }
             guard sent < configuration.durationNanoseconds else { return nil }
-            scheduleIndex += 1
             if oscillator.isInBlackout(sent) { continue }
             defer { yielded += 1 }
             return exchange(sentAtNanoseconds: sent)

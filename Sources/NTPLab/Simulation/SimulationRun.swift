@@ -93,8 +93,19 @@ public enum SimulationRunner {
         var violations: [ErrorSample] = []
         var violationCount = 0
         var previousSampleTime: Int64 = 0
+        // A platform-signalled migration (vmclock): the page's marker changes at the resume;
+        // the client notices it `disruptionNoticeNanoseconds` later and declares the event.
+        let signalled = configuration.disruptionNoticedNanoseconds != nil ? configuration.oscillator.migration : nil
+        var disruptionNoticed = false
+        let burstSends = configuration.disruptionBurstNanoseconds
+        func noticeDisruption(upTo t: Int64) {
+            guard let noticed = configuration.disruptionNoticedNanoseconds, !disruptionNoticed, t >= noticed else { return }
+            disruptionNoticed = true
+            clock.noteDisruption(atRawNanoseconds: sampler.counter(atTrueNanoseconds: noticed))
+        }
 
         func sample(at t: Int64) {
+            noticeDisruption(upTo: t)
             guard !clock.parameters.status.contains(.noEstimate),
                   !(configuration.oscillator.migration?.blackout.contains(t) ?? false) else { return }
             let counter = sampler.counter(atTrueNanoseconds: t)
@@ -102,7 +113,11 @@ public enum SimulationRunner {
             var reference = start + t
             if scenario.reference == .server { reference += server.offsetNanoseconds(atTrueNanoseconds: t) }
             let error = parameters.absoluteTime(atCounter: counter) - reference
-            let bound = parameters.maxError(atCounter: counter)
+            // What a reader of the published file sees: it compares the page's live marker
+            // (changed at the resume) with the one the parameters were published under
+            // (changed when the client noticed) and reports an infinite bound on a mismatch.
+            let readerSeesDisruption = signalled.map { t >= $0.resumeNanoseconds && !disruptionNoticed } ?? false
+            let bound = readerSeesDisruption ? .infinity : parameters.maxError(atCounter: counter)
             let boundNanoseconds = bound.isFinite && bound < 9e18 ? Int64(bound.rounded(.up)) : Int64.max
             let point = ErrorSample(trueNanoseconds: t, errorNanoseconds: error, maxErrorNanoseconds: boundNanoseconds)
             if error.magnitude > boundNanoseconds.magnitude {
@@ -121,6 +136,14 @@ public enum SimulationRunner {
         }
 
         for exchange in configuration.simulatorSequence() {
+            // The first read after the resume: the counter has jumped, nothing has been
+            // exchanged yet (sampled in every migration scenario, signalled or not).
+            if let migration = configuration.oscillator.migration,
+               previousSampleTime < migration.resumeNanoseconds, exchange.trueNanosecondsAtTa >= migration.resumeNanoseconds {
+                sampleBetween(until: migration.resumeNanoseconds)
+                sample(at: migration.resumeNanoseconds)
+                previousSampleTime = migration.resumeNanoseconds
+            }
             exchanges += 1
             if exchange.lost {
                 lost += 1
@@ -136,7 +159,10 @@ public enum SimulationRunner {
                               stratum: header.stratum, referenceID: header.referenceID, leap: header.leap,
                               rootDelayNanoseconds: header.rootDelayNanoseconds,
                               rootDispersionNanoseconds: header.rootDispersionNanoseconds)
-            let next = exchange.trueNanosecondsAtTa < burstEnd ? burstSpacingSeconds : pollSeconds
+            noticeDisruption(upTo: exchange.trueNanosecondsAtTa)
+            let inDisruptionBurst = burstSends.count > 1 && exchange.trueNanosecondsAtTa >= burstSends[0]
+                && exchange.trueNanosecondsAtTa < burstSends[burstSends.count - 1]
+            let next = exchange.trueNanosecondsAtTa < burstEnd || inDisruptionBurst ? burstSpacingSeconds : pollSeconds
             switch clock.process(stamp, nextExchangeInSeconds: next) {
             case .accepted:
                 accepted += 1

@@ -1,0 +1,32 @@
+import XCTest
+@testable import NTPLab
+
+/// migration-vmclock: the platform signals the migration, so every sample (the first read
+/// after the resume included) lies inside the published bound, and recovery is no slower
+/// than in `migration`, where the filter must find the event from its stamps.
+final class VMClockScenarioTests: XCTestCase {
+    func testSignalledMigrationKeepsEverySampleInsideTheBound() {
+        let days = 0.75
+        let signalled = SimulationRunner.run(Scenario.migrationVMClock.with(days: days))
+        let silent = SimulationRunner.run(Scenario.migration.with(days: days))
+        let table = SimulationReport.table([silent, signalled])
+        XCTAssertEqual(Scenario.migrationVMClock.promised.unmet(by: signalled.figures), [], table)
+        XCTAssertEqual(signalled.boundViolationCount, 0, table)
+        XCTAssertEqual(signalled.figures.insideBoundShare, 1, table)
+        XCTAssertGreaterThan(silent.boundViolationCount, 0, "the unsignalled migration shows what the signal fixes: \(table)")
+        // The read at the resume instant is sampled in both, and only the signalled one is honest.
+        let resume = Scenario.migration.events[0].atNanoseconds
+        let first = signalled.samples.first { $0.trueNanosecondsAtLeast(resume) }
+        XCTAssertEqual(first?.trueNanoseconds, resume, table)
+        XCTAssertGreaterThan(first?.errorNanoseconds.magnitude ?? 0, 1_000_000_000, "the counter jumped 2.5 s")
+        XCTAssertEqual(first?.maxErrorNanoseconds, Int64.max, "the reader saw the changed marker")
+        let signalledRecovery = signalled.figures.recoveries.first?.recoveryNanoseconds ?? .max
+        let silentRecovery = silent.figures.recoveries.first?.recoveryNanoseconds ?? .max
+        XCTAssertLessThanOrEqual(signalledRecovery, silentRecovery, table)
+        print("migration vs migration-vmclock:\n\(table)")
+    }
+}
+
+private extension ErrorSample {
+    func trueNanosecondsAtLeast(_ t: Int64) -> Bool { trueNanoseconds >= t }
+}
