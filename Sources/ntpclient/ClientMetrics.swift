@@ -60,6 +60,7 @@ func clientMetricFamilies(_ snapshot: ClientMetricsSnapshot) -> [MetricFamily] {
                          samples: ClockStatus.names.map { .init(report.status.contains($0.0) ? 1 : 0, labels: serverLabel + [("word", $0.1)]) }),
             counter("stamps_accepted", "Stamps the filter has used since start, count.", Int(parameters.stampCount)),
         ]
+        families += sourceFamilies(report.sources)
     }
     let counters = snapshot.counters
     families += [
@@ -88,3 +89,27 @@ private let stampRejectionNames: [(StampRejection, String)] = [
     (.roundTripBelowResolution, "round-trip-below-resolution"), (.serverUnsynchronised, "server-unsynchronised"),
     (.negativeRootDelayOrDispersion, "negative-root-delay-or-dispersion"),
 ]
+
+/// With several servers, each source's own state after the last exchange, labelled by the
+/// server as given: the selection's view (RFC 5905 §11.2.1 style intersection of hard bounds).
+private func sourceFamilies(_ sources: [SourceReport]) -> [MetricFamily] {
+    guard !sources.isEmpty else { return [] }
+    func gauge(_ name: String, _ help: String, _ value: (SourceReport) -> Double?) -> MetricFamily {
+        MetricFamily("ntpclient_source_\(name)", .gauge, help: help,
+                     samples: sources.compactMap { source in value(source).map { .init($0, labels: [("source", source.name)]) } })
+    }
+    let verdicts: [SourceVerdict] = [.selected, .falseticker, .unusable, .candidate]
+    return [
+        gauge("offset_from_clock_seconds", "This source's clock minus the published clock, seconds.", { $0.offsetFromClockNanoseconds.map { $0 / 1e9 } }),
+        gauge("error_estimate_seconds", "This source's statistical error estimate, seconds.", { $0.errorEstimateNanoseconds.map { $0 / 1e9 } }),
+        gauge("max_error_seconds", "This source's own hard bound, seconds.", { $0.maxErrorNanoseconds.map { $0 / 1e9 } }),
+        gauge("reach", "The last 8 exchanges, newest in bit 0, 1 when the filter used the stamp (RFC 5905 reach register), 0 to 255.", { Double($0.reach) }),
+        gauge("poll_seconds", "Seconds between this source's exchanges.", { $0.pollSeconds }),
+        gauge("stratum", "Stratum of this source's last answer.", { Double($0.stratum) }),
+        MetricFamily("ntpclient_source_verdict", .gauge,
+                     help: "The selection's verdict on each source: 1 for the current one (selected, falseticker, unusable, candidate), 0 for the others.",
+                     samples: sources.flatMap { source in
+                         verdicts.map { .init(source.verdict == $0 ? 1 : 0, labels: [("source", source.name), ("verdict", $0.description)]) }
+                     }),
+    ]
+}

@@ -114,6 +114,34 @@ final class MetricsEndpointTests: XCTestCase {
         XCTAssertTrue(scrape.text.contains("ntpclient_kisses_received_total{server=\"127.0.0.1:\(port)\",code=\"DENY\"} 0"), scrape.text)
     }
 
+    /// With two servers every source has its own labelled series, and the selection's verdict.
+    func testNtpclientMetricsLabelEachSourceWithSeveralServers() throws {
+        let first = ServerInteropTests.port(14), second = ServerInteropTests.port(15), metricsPort = ServerInteropTests.port(16)
+        var servers: [Stratumd] = []
+        for port in [first, second] {
+            servers.append(try Stratumd(port: port, arguments: ["--listen", "127.0.0.1:\(port)", "--threads", "1", "--serve-unsynchronised", "--rate-limit", "off"]))
+        }
+        defer { for server in servers { _ = server.stop() } }
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: try ServerInteropTests.executable("ntpclient"))
+        client.arguments = ["--poll", "1", "--count", "100", "--metrics", "127.0.0.1:\(metricsPort)", "127.0.0.1:\(first)", "127.0.0.1:\(second)"]
+        client.standardOutput = FileHandle.nullDevice
+        client.standardError = FileHandle.nullDevice
+        try client.run()
+        defer { if client.isRunning { client.terminate() }; client.waitUntilExit() }
+        usleep(5_000_000)
+        let scrape = try Self.exchangeHTTP(port: metricsPort, "GET /metrics HTTP/1.1\r\n\r\n")
+        for port in [first, second] {
+            let label = "source=\"127.0.0.1:\(port)\""
+            XCTAssertNotNil(Self.sample("ntpclient_source_reach{\(label)}", in: scrape.text), scrape.text)
+            let verdicts = ["selected", "falseticker", "unusable", "candidate"].compactMap {
+                Self.sample("ntpclient_source_verdict{\(label),verdict=\"\($0)\"}", in: scrape.text)
+            }
+            XCTAssertEqual(verdicts.count, 4, scrape.text)
+            XCTAssertEqual(verdicts.reduce(0, +), 1, "exactly one verdict per source: \(scrape.text)")
+        }
+    }
+
     func testRemoteMetricsAddressesNeedConsent() throws {
         let binary = try ServerInteropTests.executable("stratumd")
         let refused = try runChildProcess(binary, ["--listen", "127.0.0.1:0", "--metrics", "0.0.0.0:9123"], timeoutSeconds: 5)
