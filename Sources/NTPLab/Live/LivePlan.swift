@@ -6,7 +6,8 @@ import Randomness
 ///
 /// How each model becomes real:
 /// - **Network** (delays, loss, bursts, spikes, level shifts, outages): the impairment relay
-///   applies it to real packets, one relay per client, same seed, same time zero.
+///   applies it to real packets: one relay thread, a lane per client, each lane its own
+///   copy of the model with the same seed and time zero.
 /// - **Client clock** (vm-skew, erratic-rate, migration): chronyd's clock cannot be
 ///   transformed, so the change is applied to the time *served* instead: each
 ///   relay rewrites the server's timestamps by `ServedTimeTransform`, which puts both clients
@@ -28,7 +29,7 @@ public struct LivePlan: Sendable, Equatable {
     public var durationNanoseconds: Int64
     public var pollSeconds: Double
     public var seed: UInt64
-    /// What the relays apply (events already scaled).
+    /// What the relay applies (events already scaled).
     public var network: NetworkParameters
     /// Served-time changes relative to the run's origin (see `transform(origin…)`).
     public var servedOffsetNanoseconds: Int64

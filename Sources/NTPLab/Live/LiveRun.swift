@@ -78,7 +78,7 @@ public struct LiveOptions: Sendable {
     /// Stop before the clients start when the relay-only probes find the path off the model
     /// by more than the tolerance. False runs anyway (the failures are still reported).
     public var stopOnFailedCalibration = true
-    /// Asked between reads; true ends the run at once with an error (chronyd, the relays and
+    /// Asked between reads; true ends the run at once with an error (chronyd, the relay and
     /// the server are stopped on the way out).
     public var interrupted: (@Sendable () -> Bool)? = nil
     public init() {}
@@ -104,7 +104,7 @@ public struct LiveOptions: Sendable {
 public enum LiveRunner {
     public static func run(_ plan: LivePlan, options: LiveOptions = LiveOptions(),
                            progress: (String) -> Void = { _ in }) throws(LabError) -> LiveResult {
-        // The lab's threads (server, relays, client, reader) and chronyd inherit this
+        // The lab's threads (server, relay, client, reader) and chronyd inherit this
         // thread's scheduling: real-time when allowed, so that other work on the machine
         // does not turn into relay lateness (path asymmetry the scenario does not have).
         let realtimeScheduling = options.realtimeScheduling && ThreadScheduling.realtime(priority: 10).applyToCallingThread()
@@ -250,6 +250,10 @@ public enum LiveRunner {
                 calibrationFailures.append("\(who)'s path: the relay's stamps of its \(path.exchanges) exchanges give an asymmetry "
                     + "\(microseconds(path.relayAddedNanoseconds)) µs off the model's for the same packets (tolerance ±\(microseconds(tolerance)) µs)")
             }
+        }
+        if let oursPath, let peerPath, abs(oursPath.relayAddedNanoseconds - peerPath.relayAddedNanoseconds) > tolerance {
+            calibrationFailures.append("the two clients' paths differ: the relay added \(microseconds(oursPath.relayAddedNanoseconds)) µs "
+                + "of asymmetry to ntpclient's and \(microseconds(peerPath.relayAddedNanoseconds)) µs to chronyd's (tolerance ±\(microseconds(tolerance)) µs)")
         }
         var oursResult = ours.result(notes: client.logMessages)
         oursResult.exchangeSamples = ours.exchangeSamples

@@ -35,13 +35,19 @@ public struct RelayConfiguration: Sendable {
     /// this long: a server answers within tens of µs, and a thread woken from sleep by the
     /// answer would hold it for its own wake-up latency, which the backward path does not have.
     public var responseWatchNanoseconds: Int64 = 2_000_000
-    /// NTP clients ask at a steady poll, so the relay expects each lane's next request one
-    /// interval after the last and watches for it without sleeping from this long before
-    /// to `requestWatchAfterNanoseconds` after: a request that arrives while the relay sleeps
-    /// waits for the relay's wake-up, which can exceed the model's whole delay. At poll 1 s
-    /// this costs at most 0.5% of a core; 0 turns it off.
+    /// NTP clients ask at a steady poll, so the relay expects each lane's next request
+    /// within the range of its recent intervals after the last one and watches for it
+    /// without sleeping from this long before that range to `requestWatchAfterNanoseconds`
+    /// after: a request that arrives while the relay sleeps waits for the relay's wake-up,
+    /// which can exceed the model's whole delay. The range follows the client: chronyd
+    /// randomises its intervals by up to 2%, ntpclient hardly at all, and both are watched
+    /// for alike. A range wider than `requestWatchMaximumShare` of the interval (a client
+    /// changing its poll) is not watched. At most a few % of a core; 0 turns it off.
     public var requestWatchBeforeNanoseconds: Int64 = 2_000_000
     public var requestWatchAfterNanoseconds: Int64 = 3_000_000
+    public var requestWatchMaximumShare: Double = 0.05
+    /// Intervals per lane the range is taken over.
+    static let requestIntervalsKept = 8
     /// Within this much of a departure the relay spins on the clock alone.
     static let clockOnlySpinNanoseconds: Int64 = 20_000
     /// Exchanges remembered for `exchangeRecords()` (the latest ones).
@@ -153,10 +159,15 @@ public final class ImpairmentRelay: @unchecked Sendable {
     private var pendingRequests: [PendingRequest?]
     private var nextRecycledSlot = 0
     private var spareUpstream: UDPSocket? = nil
+    /// Upstream sockets of recycled slots, closed when the relay is idle rather than on the
+    /// path of the request that recycled them (close(2) takes microseconds).
+    private var retiredUpstreams: [UDPSocket] = []
     private var watchResponsesUntil: Int64 = .min
-    /// Per lane: the last request's arrival and the interval before it (0: none yet).
+    /// Per lane: the last request's arrival (0: none yet) and the latest intervals between
+    /// requests, `requestIntervalsKept` a lane, in a ring (0: not yet seen).
     private var lastRequestArrival: [Int64]
-    private var lastRequestInterval: [Int64]
+    private var requestIntervals: [Int64]
+    private var requestIntervalCount: [Int]
     private let pollSet: PollSet
     private let receiveBuffer: UnsafeMutableRawBufferPointer
     /// Poll slots: 0 the wakeup, 1 ..< 1 + lanes the listeners, then one per client slot.
@@ -202,13 +213,15 @@ public final class ImpairmentRelay: @unchecked Sendable {
         queue = DelayQueue(capacity: max(1, configuration.queueCapacity))
         laneDelays = []
         lastRequestArrival = [Int64](repeating: 0, count: laneCount)
-        lastRequestInterval = [Int64](repeating: 0, count: laneCount)
+        requestIntervals = [Int64](repeating: 0, count: laneCount * RelayConfiguration.requestIntervalsKept)
+        requestIntervalCount = [Int](repeating: 0, count: laneCount)
         let maximumClients = max(1, configuration.maximumClients)
         pendingRequests = [PendingRequest?](repeating: nil, count: maximumClients)
         clientIndex.reserveCapacity(maximumClients)
         clientAddresses.reserveCapacity(maximumClients)
         clientLanes.reserveCapacity(maximumClients)
         upstreams.reserveCapacity(maximumClients)
+        retiredUpstreams.reserveCapacity(maximumClients)
         log = Mutex(RelayLog(capacity: configuration.exchangeRecordCapacity))
         pollSet = PollSet(capacity: maximumClients + 1 + laneCount)
         pollSet.watch(wakeup.fileDescriptor, at: 0)
@@ -221,6 +234,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
         for listener in listeners { listener.close() }
         for socket in upstreams { socket.close() }
         spareUpstream?.close()
+        for socket in retiredUpstreams { socket.close() }
         receiveBuffer.deallocate()
     }
 
@@ -294,8 +308,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
             }
             if now < watchResponsesUntil {
                 timeout = 0
-            } else if let expected = nextExpectedRequest(after: now) {
-                let watchFrom = expected - configuration.requestWatchBeforeNanoseconds
+            } else if let watchFrom = nextRequestWatch(after: now) {
                 timeout = now >= watchFrom ? 0 : min(timeout ?? .max, watchFrom - now)
             }
             if timeout != 0 {
@@ -309,16 +322,40 @@ public final class ImpairmentRelay: @unchecked Sendable {
         publish()
     }
 
-    /// The earliest time a lane's next request is expected (its last arrival plus the
-    /// interval before it) whose watch has not yet run out at `now`; nil when none is.
-    private func nextExpectedRequest(after now: Int64) -> Int64? {
+    /// When the earliest watch for a lane's next request begins, among those not yet over
+    /// at `now`; nil when there is none.
+    private func nextRequestWatch(after now: Int64) -> Int64? {
         guard configuration.requestWatchBeforeNanoseconds + configuration.requestWatchAfterNanoseconds > 0 else { return nil }
+        let kept = RelayConfiguration.requestIntervalsKept
         var earliest: Int64? = nil
-        for lane in 0..<lastRequestInterval.count where lastRequestInterval[lane] > 0 {
-            let expected = lastRequestArrival[lane] + lastRequestInterval[lane]
-            if now <= expected + configuration.requestWatchAfterNanoseconds { earliest = min(earliest ?? .max, expected) }
+        for lane in 0..<lastRequestArrival.count where requestIntervalCount[lane] > 0 {
+            var shortest = Int64.max, longest: Int64 = 0
+            for k in 0..<min(kept, requestIntervalCount[lane]) {
+                shortest = min(shortest, requestIntervals[lane * kept + k])
+                longest = max(longest, requestIntervals[lane * kept + k])
+            }
+            guard Double(longest - shortest) <= configuration.requestWatchMaximumShare * Double(shortest) else { continue }
+            let from = lastRequestArrival[lane] + shortest - configuration.requestWatchBeforeNanoseconds
+            let until = lastRequestArrival[lane] + longest + configuration.requestWatchAfterNanoseconds
+            if now <= until { earliest = min(earliest ?? .max, from) }
         }
         return earliest
+    }
+
+    /// Notes a request's arrival on `lane` for `nextRequestWatch`.
+    private func noteRequestArrival(_ arrival: Int64, lane: Int) {
+        if lastRequestArrival[lane] != 0 {
+            let kept = RelayConfiguration.requestIntervalsKept
+            let interval = arrival - lastRequestArrival[lane]
+            // A client that changed its poll starts a new range.
+            if requestIntervalCount[lane] > 0 {
+                let previous = requestIntervals[lane * kept + (requestIntervalCount[lane] - 1) % kept]
+                if Double(abs(interval - previous)) > configuration.requestWatchMaximumShare * Double(previous) { requestIntervalCount[lane] = 0 }
+            }
+            requestIntervals[lane * kept + requestIntervalCount[lane] % kept] = interval
+            requestIntervalCount[lane] += 1
+        }
+        lastRequestArrival[lane] = arrival
     }
 
     private func receivePackets() {
@@ -327,8 +364,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
                 local.requestsReceived += 1
                 guard let source = datagram.source, !datagram.truncated else { local.overflowDrops += 1; continue }
                 let (arrival, now) = arrivalMonotonic(datagram)
-                if lastRequestArrival[lane] != 0 { lastRequestInterval[lane] = arrival - lastRequestArrival[lane] }
-                lastRequestArrival[lane] = arrival
+                noteRequestArrival(arrival, lane: lane)
                 guard let client = clientSlot(for: source, lane: lane) else { local.overflowDrops += 1; continue }
                 guard let due = laneDelays[lane].requestDue(arrivalMonotonicNanoseconds: arrival) else {
                     local.requestsDropped += 1
@@ -466,8 +502,12 @@ public final class ImpairmentRelay: @unchecked Sendable {
     /// Opens the next client's upstream socket while nothing is held, so that the tens of
     /// microseconds of socket(), bind() and connect() are not spent on a request's path
     /// (they made the forward path measurably longer than the backward one).
+    /// Also closes the sockets of recycled slots.
     private func prepareSpareUpstream() {
-        if spareUpstream == nil && queue.count == 0 { spareUpstream = makeUpstream() }
+        guard queue.count == 0 else { return }
+        if spareUpstream == nil { spareUpstream = makeUpstream() }
+        for socket in retiredUpstreams { socket.close() }
+        retiredUpstreams.removeAll(keepingCapacity: true)
     }
 
     /// NTP clients send each request from a fresh source port (RFC 9109 §3; ntpclient and
@@ -478,7 +518,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
     private func recycleOldestSlot(for key: LaneSource, socket: UDPSocket) -> Int? {
         guard !upstreams.isEmpty else { socket.close(); return nil }
         let slot = nextRecycledSlot
-        upstreams[slot].close()
+        retiredUpstreams.append(upstreams[slot])
         upstreams[slot] = socket
         watchUpstream(slot)
         clientIndex.removeValue(forKey: LaneSource(lane: clientLanes[slot], address: clientAddresses[slot]))
