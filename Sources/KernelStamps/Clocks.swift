@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// The clocks KernelStamps reads. Kernel packet stamps are CLOCK_REALTIME; the feedforward
-/// client counts in CLOCK_MONOTONIC_RAW, which is never stepped or slewed (feedforward-spec.md §1).
+/// client counts in CLOCK_MONOTONIC_RAW, which is never stepped or slewed (docs/feedforward.md §1).
 public enum ClockID: Sendable {
     case realtime
     case monotonic
@@ -42,7 +42,7 @@ public func clockResolutionNanoseconds(_ clock: ClockID) -> Int64 {
 }
 
 /// The offset between CLOCK_MONOTONIC_RAW and CLOCK_REALTIME at one moment, used to move a
-/// kernel stamp from the realtime domain into the raw domain (feedforward-spec.md §1).
+/// kernel stamp from the realtime domain into the raw domain (docs/feedforward.md §1).
 ///
 /// Measured by reading REALTIME, RAW, REALTIME back to back and taking the bracket with the
 /// smallest width of a few tries; the raw read is paired with the midpoint of the realtime

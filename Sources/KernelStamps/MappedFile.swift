@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// A file mapped into memory with MAP_SHARED, so several processes see the same bytes: the
-/// carrier of the published clock parameters (feedforward-spec §7, "any number of readers
+/// carrier of the published clock parameters (docs/feedforward.md §7, "any number of readers
 /// compose time from the published parameters"). Only the mapping lives here; the layout and
 /// the sequence lock belong to the caller. Unmapped on deinit.
 public final class MappedFile: @unchecked Sendable {
