@@ -31,23 +31,10 @@ public struct RelayConfiguration: Sendable {
     /// late; spinning this last stretch absorbs that, at a cost of at most this much CPU per
     /// packet (a packet due sooner than this after its arrival is spun for from arrival on).
     public var spinLeadNanoseconds: Int64 = 1_000_000
-    /// After forwarding a request the relay looks for the answer without sleeping for up to
-    /// this long: a server answers within tens of µs, and a thread woken from sleep by the
+    /// After forwarding a request the relay looks for the answer without sleeping until it
+    /// comes, for up to this long: a server answers within tens of µs, and a thread woken from sleep by the
     /// answer would hold it for its own wake-up latency, which the backward path does not have.
     public var responseWatchNanoseconds: Int64 = 2_000_000
-    /// NTP clients ask at a steady poll, so the relay expects each lane's next request
-    /// within the range of its recent intervals after the last one and watches for it
-    /// without sleeping from this long before that range to `requestWatchAfterNanoseconds`
-    /// after: a request that arrives while the relay sleeps waits for the relay's wake-up,
-    /// which can exceed the model's whole delay. The range follows the client: chronyd
-    /// randomises its intervals by up to 2%, ntpclient hardly at all, and both are watched
-    /// for alike. A range wider than `requestWatchMaximumShare` of the interval (a client
-    /// changing its poll) is not watched. At most a few % of a core; 0 turns it off.
-    public var requestWatchBeforeNanoseconds: Int64 = 2_000_000
-    public var requestWatchAfterNanoseconds: Int64 = 3_000_000
-    public var requestWatchMaximumShare: Double = 0.05
-    /// Intervals per lane the range is taken over.
-    static let requestIntervalsKept = 8
     /// Within this much of a departure the relay spins on the clock alone.
     static let clockOnlySpinNanoseconds: Int64 = 20_000
     /// Exchanges remembered for `exchangeRecords()` (the latest ones).
@@ -163,11 +150,8 @@ public final class ImpairmentRelay: @unchecked Sendable {
     /// path of the request that recycled them (close(2) takes microseconds).
     private var retiredUpstreams: [UDPSocket] = []
     private var watchResponsesUntil: Int64 = .min
-    /// Per lane: the last request's arrival (0: none yet) and the latest intervals between
-    /// requests, `requestIntervalsKept` a lane, in a ring (0: not yet seen).
-    private var lastRequestArrival: [Int64]
-    private var requestIntervals: [Int64]
-    private var requestIntervalCount: [Int]
+    /// Requests forwarded whose answer has not come back yet (the watch ends when none is).
+    private var requestsAwaitingResponse = 0
     private let pollSet: PollSet
     private let receiveBuffer: UnsafeMutableRawBufferPointer
     /// Poll slots: 0 the wakeup, 1 ..< 1 + lanes the listeners, then one per client slot.
@@ -212,9 +196,6 @@ public final class ImpairmentRelay: @unchecked Sendable {
         listenAddresses = addresses
         queue = DelayQueue(capacity: max(1, configuration.queueCapacity))
         laneDelays = []
-        lastRequestArrival = [Int64](repeating: 0, count: laneCount)
-        requestIntervals = [Int64](repeating: 0, count: laneCount * RelayConfiguration.requestIntervalsKept)
-        requestIntervalCount = [Int](repeating: 0, count: laneCount)
         let maximumClients = max(1, configuration.maximumClients)
         pendingRequests = [PendingRequest?](repeating: nil, count: maximumClients)
         clientIndex.reserveCapacity(maximumClients)
@@ -308,8 +289,8 @@ public final class ImpairmentRelay: @unchecked Sendable {
             }
             if now < watchResponsesUntil {
                 timeout = 0
-            } else if let watchFrom = nextRequestWatch(after: now) {
-                timeout = now >= watchFrom ? 0 : min(timeout ?? .max, watchFrom - now)
+            } else if requestsAwaitingResponse > 0 {
+                requestsAwaitingResponse = 0  // lost, or answered too late to watch for
             }
             if timeout != 0 {
                 // About to sleep: make the figures current, and open the next client's
@@ -322,49 +303,12 @@ public final class ImpairmentRelay: @unchecked Sendable {
         publish()
     }
 
-    /// When the earliest watch for a lane's next request begins, among those not yet over
-    /// at `now`; nil when there is none.
-    private func nextRequestWatch(after now: Int64) -> Int64? {
-        guard configuration.requestWatchBeforeNanoseconds + configuration.requestWatchAfterNanoseconds > 0 else { return nil }
-        let kept = RelayConfiguration.requestIntervalsKept
-        var earliest: Int64? = nil
-        for lane in 0..<lastRequestArrival.count where requestIntervalCount[lane] > 0 {
-            var shortest = Int64.max, longest: Int64 = 0
-            for k in 0..<min(kept, requestIntervalCount[lane]) {
-                shortest = min(shortest, requestIntervals[lane * kept + k])
-                longest = max(longest, requestIntervals[lane * kept + k])
-            }
-            guard Double(longest - shortest) <= configuration.requestWatchMaximumShare * Double(shortest) else { continue }
-            let from = lastRequestArrival[lane] + shortest - configuration.requestWatchBeforeNanoseconds
-            let until = lastRequestArrival[lane] + longest + configuration.requestWatchAfterNanoseconds
-            if now <= until { earliest = min(earliest ?? .max, from) }
-        }
-        return earliest
-    }
-
-    /// Notes a request's arrival on `lane` for `nextRequestWatch`.
-    private func noteRequestArrival(_ arrival: Int64, lane: Int) {
-        if lastRequestArrival[lane] != 0 {
-            let kept = RelayConfiguration.requestIntervalsKept
-            let interval = arrival - lastRequestArrival[lane]
-            // A client that changed its poll starts a new range.
-            if requestIntervalCount[lane] > 0 {
-                let previous = requestIntervals[lane * kept + (requestIntervalCount[lane] - 1) % kept]
-                if Double(abs(interval - previous)) > configuration.requestWatchMaximumShare * Double(previous) { requestIntervalCount[lane] = 0 }
-            }
-            requestIntervals[lane * kept + requestIntervalCount[lane] % kept] = interval
-            requestIntervalCount[lane] += 1
-        }
-        lastRequestArrival[lane] = arrival
-    }
-
     private func receivePackets() {
         for lane in 0..<listeners.count where pollSet.isReady(1 + lane) {
             while let datagram = try? listeners[lane].receive(into: receiveBuffer) {
                 local.requestsReceived += 1
                 guard let source = datagram.source, !datagram.truncated else { local.overflowDrops += 1; continue }
                 let (arrival, now) = arrivalMonotonic(datagram)
-                noteRequestArrival(arrival, lane: lane)
                 guard let client = clientSlot(for: source, lane: lane) else { local.overflowDrops += 1; continue }
                 guard let due = laneDelays[lane].requestDue(arrivalMonotonicNanoseconds: arrival) else {
                     local.requestsDropped += 1
@@ -380,6 +324,8 @@ public final class ImpairmentRelay: @unchecked Sendable {
         for i in 0..<upstreams.count where pollSet.isReady(first + i) {
             while let datagram = try? upstreams[i].receive(into: receiveBuffer) {
                 local.responsesReceived += 1
+                requestsAwaitingResponse = max(0, requestsAwaitingResponse - 1)
+                if requestsAwaitingResponse == 0 { watchResponsesUntil = .min }
                 if datagram.truncated { local.overflowDrops += 1; continue }
                 let (arrival, now) = arrivalMonotonic(datagram)
                 guard let due = laneDelays[clientLanes[i]].responseDue(arrivalMonotonicNanoseconds: arrival) else {
@@ -417,6 +363,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
                     try upstreams[packet.client].send(bytes)
                     local.requestsForwarded += 1
                     watchResponsesUntil = departure + configuration.responseWatchNanoseconds
+                    requestsAwaitingResponse += 1
                     pendingRequests[packet.client] = PendingRequest(transmitTimestamp: transmitTimestamp(of: bytes), arrival: packet.arrival,
                                                                     departure: departure, modelDelay: packet.due - packet.arrival)
                 case .response:
