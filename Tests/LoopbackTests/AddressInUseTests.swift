@@ -50,7 +50,7 @@ final class AddressInUseTests: XCTestCase {
     }
 
     /// chronyd -x (never touches the clock) serving on a high port of 127.0.0.1 with its own
-    /// configuration and no command socket.
+    /// configuration, no command port and a private command socket.
     func testStratumdRefusesAnAddressChronydServes() throws {
         guard let chronyd = ServerInteropTests.tool("chronyd") else {
             throw XCTSkip("skipped: chronyd not installed (apt-get install chrony)")
@@ -65,6 +65,7 @@ final class AddressInUseTests: XCTestCase {
         local stratum 1
         allow 127.0.0.1
         cmdport 0
+        bindcmdaddress \(directory.path)/chronyd.sock
         pidfile \(directory.path)/chronyd.pid
         """.write(to: config, atomically: true, encoding: .utf8)
         let process = Process()
