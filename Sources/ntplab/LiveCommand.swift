@@ -9,7 +9,7 @@ import ToolSupport
 let liveTool = ToolDescription(
     name: "ntplab run",
     synopsis: [
-        "ntplab run --scenario NAME [--duration S] [--poll P] [--compare chrony] [--json] [--svg FILE] [--csv FILE] [--seed S]",
+        "ntplab run --scenario NAME [--duration S] [--poll P] [--compare chrony] [--json] [--svg FILE] [--csv FILE] [--seed S] [--rate-cycle PPM,PERIOD]...",
         "ntplab            (a one-minute lan-stratum1 run at poll 1 s, plot in ./ntplab-lan-stratum1.svg)",
     ],
     summary: """
@@ -40,6 +40,8 @@ let liveTool = ToolDescription(
         .value("poll", "P", "Poll period in seconds, 1 to 1024 (default: the scenario's, 16;\nbare ntplab: 1). chronyd polls at the nearest power of two."),
         .value("compare", "chrony", "Also run chronyd -x through its own relay and compare."),
         .value("seed", "S", "Seed of the network model (default: the scenario's)."),
+        .value("rate-cycle", "PPM,PERIOD", repeatable: true,
+               "Serve time as if the client's counter rate followed a sine of PPM\namplitude and PERIOD (90s, 40min, 24h); repeat to add cycles. Not with\nerratic-rate or migration, which change the rate themselves."),
         .value("served-offset", "MS", "Add a constant offset in milliseconds to the time served (and to\nthe truth): every client should still show an error near zero."),
         .flag("json", "Print one JSON document instead of the table."),
         .value("svg", "FILE", "Write error against time with each client's bound as a band."),
@@ -83,7 +85,12 @@ func runLiveCommand(_ arguments: [String]) -> Int32 {
     let servedOffsetMilliseconds: Double
     let toleranceMicroseconds: Double
     var seed: UInt64? = nil
+    var rateCycles: [RateCycle] = []
     do throws(UsageError) {
+        for text in options.strings("rate-cycle") { rateCycles.append(try RateCycle.parse(text)) }
+        if !rateCycles.isEmpty, scenario.configuration.oscillator.erratic != nil || scenario.configuration.oscillator.migration != nil {
+            throw UsageError("--rate-cycle cannot be combined with \(scenario.name), whose counter rate already changes: pick another scenario")
+        }
         durationSeconds = try options.decimal("duration", default: demo ? 60 : 600, in: 10...86_400)
         pollSeconds = try options.integer("poll", default: demo ? 1 : Int(scenario.configuration.pollNanoseconds / 1_000_000_000), in: 1...1024)
         servedOffsetMilliseconds = try options.decimal("served-offset", default: 0, in: -100_000...100_000)
@@ -118,7 +125,7 @@ func runLiveCommand(_ arguments: [String]) -> Int32 {
     let json = options.has("json")
 
     let plan = LivePlan(scenario: scenario, durationNanoseconds: Int64(durationSeconds * 1e9), pollSeconds: Double(pollSeconds),
-                        seed: seed, extraServedOffsetNanoseconds: Int64((servedOffsetMilliseconds * 1e6).rounded()))
+                        seed: seed, extraServedOffsetNanoseconds: Int64((servedOffsetMilliseconds * 1e6).rounded()), rateCycles: rateCycles)
     printError("ntplab", "running \(scenario.name) live on loopback for \(formatDuration(plan.durationNanoseconds)) at poll \(pollSeconds) s"
                + (liveOptions.compareChrony ? ", chronyd -x alongside" : "") + " ...")
     let result: LiveResult

@@ -10,7 +10,7 @@ import ToolSupport
 private let simulateTool = ToolDescription(
     name: "ntplab simulate",
     synopsis: [
-        "ntplab simulate [--scenario NAME|all] [--days D] [--seed S] [--poll P] [--json] [--svg FILE] [--csv FILE]",
+        "ntplab simulate [--scenario NAME|all] [--days D] [--seed S] [--poll P] [--rate-cycle PPM,PERIOD]... [--json] [--svg FILE] [--csv FILE]",
     ],
     summary: """
     Runs each scenario's oscillator, network and server models through the feedforward filter
@@ -33,6 +33,8 @@ private let simulateTool = ToolDescription(
         .value("days", "D", "Simulated days to run, 0.01 to 60 (default: 1)."),
         .value("seed", "S", "Random seed for every model (default: each scenario's own)."),
         .value("poll", "P", "Poll period in seconds, 1 to 1024 (default: 16)."),
+        .value("rate-cycle", "PPM,PERIOD", repeatable: true,
+               "Replace the scenario's rate cycles with a sine of PPM amplitude and\nPERIOD (90s, 40min, 24h, 1d); repeat to add cycles. Tests your\nown oscillator: e.g. --rate-cycle 1.0,24h --rate-cycle 0.2,40min."),
         .flag("json", "Print one JSON document instead of the table."),
         .value("svg", "FILE", "Write error against time with the ±maxError band as SVG\n(one scenario only)."),
         .value("csv", "FILE", "Write every sample as CSV: true time s, error ns, maxError ns\n(one scenario only)."),
@@ -46,7 +48,14 @@ func runSimulateCommand(_ arguments: [String]) -> Int32 {
     let days: Double
     let pollSeconds: Int
     var seed: UInt64? = nil
+    var rateCycles: [RateCycle]? = nil
     do throws(UsageError) {
+        let cycleTexts = options.strings("rate-cycle")
+        if !cycleTexts.isEmpty {
+            var cycles: [RateCycle] = []
+            for text in cycleTexts { cycles.append(try RateCycle.parse(text)) }
+            rateCycles = cycles
+        }
         days = try options.decimal("days", default: 1, in: 0.01...60)
         pollSeconds = try options.integer("poll", default: 16, in: 1...1024)
         if let text = options.string("seed") {
@@ -78,7 +87,7 @@ func runSimulateCommand(_ arguments: [String]) -> Int32 {
 
     var results: [SimulationResult] = []
     for scenario in scenarios {
-        let configured = scenario.with(days: days, seed: seed, pollSeconds: pollSeconds)
+        let configured = scenario.with(days: days, seed: seed, pollSeconds: pollSeconds, rateCycles: rateCycles)
         results.append(SimulationRunner.run(configured, sampling: SamplingOptions(keepSamplesForPlot: svgPath != nil || csvPath != nil)))
     }
 

@@ -80,8 +80,7 @@ final class OscillatorModelTests: XCTestCase {
     func testTemperatureCycleAveragesOutOverADay() {
         var parameters = OscillatorParameters()
         parameters.rateErrorPPM = -3
-        parameters.temperatureAmplitudePPM = 2
-        parameters.temperaturePhaseRadians = 0.7
+        parameters.rateCycles = [RateCycle(amplitudePPM: 2, periodNanoseconds: Span.day, phaseRadians: 0.7)]
         var oscillator = OscillatorModel(parameters: parameters, seed: 5)
         let quarter = oscillator.counter(atTrueNanoseconds: Span.day / 4)
         let day = oscillator.counter(atTrueNanoseconds: Span.day)
@@ -136,7 +135,7 @@ final class OscillatorModelTests: XCTestCase {
     func testInverseFindsEarliestTrueTime() {
         var parameters = OscillatorParameters()
         parameters.skew = -0.3  // slower than true time: several ns share one counter value
-        parameters.temperatureAmplitudePPM = 50
+        parameters.rateCycles = [RateCycle(amplitudePPM: 50, periodNanoseconds: Span.day)]
         var forward = OscillatorModel(parameters: parameters, seed: 4)
         var backward = OscillatorModel(parameters: parameters, seed: 4)
         var t: Int64 = 17

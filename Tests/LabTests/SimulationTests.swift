@@ -77,7 +77,7 @@ final class SimulationRunnerTests: XCTestCase {
             forward: PathParameters(minimumDelayNanoseconds: 100 * Span.microsecond),
             backward: PathParameters(minimumDelayNanoseconds: 60 * Span.microsecond))
         scenario.configuration.oscillator.wanderPPMPerRootHour = 0
-        scenario.configuration.oscillator.temperatureAmplitudePPM = 0
+        scenario.configuration.oscillator.rateCycles = []
         let result = SimulationRunner.run(scenario)
         XCTAssertEqual(result.figures.medianErrorNanoseconds, 20_000, accuracy: 1_000)
         XCTAssertLessThan(result.figures.iqrErrorNanoseconds, 1_000)

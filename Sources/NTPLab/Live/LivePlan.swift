@@ -17,7 +17,10 @@ import Randomness
 /// - **Server** (offset, steps): also in the transform; server-step's error is against the
 ///   server's (served) clock, as in simulation.
 /// - The host oscillator is real: the scenario's few-PPM rate, wander and daily cycle are
-///   not added (only the migration's *change* of rate, new minus old).
+///   not added (only the migration's *change* of rate, new minus old). Rate cycles asked for
+///   explicitly (`rateCycles`, the command line's `--rate-cycle`) are served as a rate that
+///   changes in steps of a hundredth of the shortest cycle (at least 1 s), physical periods
+///   (not scaled with the run).
 /// - A migration's blackout is an outage of the path for its real length (no exchange can
 ///   happen while the guest is paused) and no sample is taken in it.
 ///
@@ -44,7 +47,7 @@ public struct LivePlan: Sendable, Equatable {
     public var timeScale: Double
 
     public init(scenario: Scenario, durationNanoseconds: Int64, pollSeconds: Double, seed: UInt64? = nil,
-                extraServedOffsetNanoseconds: Int64 = 0) {
+                extraServedOffsetNanoseconds: Int64 = 0, rateCycles: [RateCycle] = []) {
         self.scenario = scenario
         self.durationNanoseconds = durationNanoseconds
         self.pollSeconds = pollSeconds
@@ -107,6 +110,21 @@ public struct LivePlan: Sendable, Equatable {
                 index = Int(random.integer(0, Int64(erratic.rateErrors.count - 1)))
                 changes.append(ServedTimeTransform.Change(atNanoseconds: t, jumpNanoseconds: 0,
                                                           rateError: 1 / (1 + baseRate + erratic.rateErrors[index]) - 1))
+            }
+        }
+        if !rateCycles.isEmpty, oscillator.erratic == nil, oscillator.migration == nil {
+            // A counter fast by s(t) is served time at 1/(1 + s(t)), stepped finely enough that
+            // each step's rate is within about 3% of the cycle's amplitude of the sine.
+            let shortest = rateCycles.map(\.periodNanoseconds).min() ?? Span.day
+            let step = max(Span.second, shortest / 100)
+            func servedRate(at t: Int64) -> Double {
+                1 / (1 + baseRate + rateCycles.reduce(0) { $0 + $1.rateError(atTrueNanoseconds: t + step / 2) }) - 1
+            }
+            servedRateError = servedRate(at: 0)
+            var t = step
+            while t < durationNanoseconds {
+                changes.append(ServedTimeTransform.Change(atNanoseconds: t, jumpNanoseconds: 0, rateError: servedRate(at: t)))
+                t += step
             }
         }
         for step in configuration.server.steps {

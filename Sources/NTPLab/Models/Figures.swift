@@ -57,6 +57,11 @@ public struct Figures: Sendable, Equatable {
     public var iqrErrorNanoseconds: Double
     /// Share (0…1) of samples with |error| ≤ maxError.
     public var insideBoundShare: Double
+    /// Samples with |error| > maxError: printed beside the share, which rounds one sample in
+    /// twenty thousand to 100.00%.
+    public var outsideBoundCount: Int
+    /// Median of the published maxError: what the bound costs a reader who relies on it.
+    public var medianMaxErrorNanoseconds: Double
     /// p99 of |error| outside warm-up and event windows.
     public var steadyStateP99AbsErrorNanoseconds: Double
     public var recoveries: [Recovery]
@@ -79,6 +84,10 @@ public struct Figures: Sendable, Equatable {
         iqrErrorNanoseconds = Figures.quantile(signed, 0.75) - Figures.quantile(signed, 0.25)
         let inside = measured.reduce(0) { $0 + ($1.errorNanoseconds.magnitude <= $1.maxErrorNanoseconds.magnitude ? 1 : 0) }
         insideBoundShare = measured.isEmpty ? 0 : Double(inside) / Double(measured.count)
+        outsideBoundCount = measured.count - inside
+        var bounds = measured.map { Double($0.maxErrorNanoseconds.magnitude) }
+        bounds.sort()
+        medianMaxErrorNanoseconds = Figures.quantile(bounds, 0.5)
 
         var steady = measured.filter { sample in
             !events.contains { sample.trueNanoseconds >= $0.atNanoseconds
@@ -153,6 +162,8 @@ public struct Figures: Sendable, Equatable {
             JSONMember("medianErrorNanoseconds", .number(medianErrorNanoseconds.rounded())),
             JSONMember("iqrErrorNanoseconds", .number(iqrErrorNanoseconds.rounded())),
             JSONMember("insideBoundShare", .number(insideBoundShare)),
+            JSONMember("outsideBoundCount", .integer(Int64(outsideBoundCount))),
+            JSONMember("medianMaxErrorNanoseconds", .number(medianMaxErrorNanoseconds.rounded())),
             JSONMember("steadyStateP99AbsErrorNanoseconds", .number(steadyStateP99AbsErrorNanoseconds.rounded())),
             JSONMember("recoveries", .array(recoveryValues)),
             JSONMember("settlings", .array(settleValues)),
@@ -162,7 +173,7 @@ public struct Figures: Sendable, Equatable {
     /// A text table, one row per labelled run (ours and a peer side by side), µs with one
     /// decimal, recoveries as "event=duration" (or "never").
     public static func table(_ rows: [(label: String, figures: Figures)]) -> String {
-        let header = ["client", "samples", "med|e| µs", "IQR|e| µs", "p99|e| µs", "max|e| µs", "med e µs", "IQR e µs", "in bound", "recovery"]
+        let header = ["client", "samples", "med|e| µs", "IQR|e| µs", "p99|e| µs", "max|e| µs", "med e µs", "IQR e µs", "in bound", "out", "med bound µs", "recovery"]
         var cells: [[String]] = [header]
         for row in rows {
             let f = row.figures
@@ -177,6 +188,7 @@ public struct Figures: Sendable, Equatable {
             cells.append([row.label, String(f.sampleCount), micro(f.medianAbsErrorNanoseconds), micro(f.iqrAbsErrorNanoseconds),
                           micro(f.p99AbsErrorNanoseconds), micro(f.maxAbsErrorNanoseconds), micro(f.medianErrorNanoseconds),
                           micro(f.iqrErrorNanoseconds), fixedDecimal(f.insideBoundShare * 100, 2) + "%",
+                          String(f.outsideBoundCount), micro(f.medianMaxErrorNanoseconds),
                           recovery.isEmpty ? "-" : recovery.joined(separator: " ")])
         }
         var widths = [Int](repeating: 0, count: header.count)

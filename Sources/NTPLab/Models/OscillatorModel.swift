@@ -1,5 +1,6 @@
 import Maths
 import Randomness
+import ToolSupport
 
 /// Nanoseconds in common spans, so scenario numbers read as they are stated.
 public enum Span {
@@ -60,6 +61,53 @@ public struct Migration: Sendable, Equatable {
     public var blackout: LabInterval { LabInterval(startNanoseconds: atNanoseconds, endNanoseconds: resumeNanoseconds) }
 }
 
+/// A sinusoidal cycle of the counter's rate: temperature over a day, an air-conditioning
+/// cycle of tens of minutes. Real oscillators wander with their temperature, so a filter
+/// must follow a rate that moves (docs/feedforward.md §6).
+public struct RateCycle: Sendable, Equatable {
+    /// Peak rate deviation, in PPM.
+    public var amplitudePPM: Double
+    public var periodNanoseconds: Int64
+    /// Phase at true time zero, in radians.
+    public var phaseRadians: Double
+    public init(amplitudePPM: Double, periodNanoseconds: Int64, phaseRadians: Double = 0) {
+        self.amplitudePPM = amplitudePPM
+        self.periodNanoseconds = periodNanoseconds
+        self.phaseRadians = phaseRadians
+    }
+
+    /// The command line's `PPM,PERIOD`: amplitude in PPM, then the period with a unit
+    /// (`40min`, `24h`, `1d`, `90s`; a bare number is seconds). Phase 0.
+    public static func parse(_ text: String) throws(UsageError) -> RateCycle {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 2 else {
+            throw UsageError("--rate-cycle wants PPM,PERIOD (for example 0.2,40min or 1.0,24h), not '\(text)'")
+        }
+        guard let amplitude = Double(parts[0]), amplitude.isFinite, abs(amplitude) <= 1_000 else {
+            throw UsageError("--rate-cycle amplitude must be a number of PPM from -1000 to 1000, not '\(parts[0])'")
+        }
+        let units: [(String, Double)] = [("min", 60), ("ms", 1e-3), ("s", 1), ("h", 3_600), ("d", 86_400)]
+        var number = parts[1]
+        var scale = 1.0
+        for (suffix, seconds) in units where number.hasSuffix(suffix) {
+            number = String(number.dropLast(suffix.count))
+            scale = seconds
+            break
+        }
+        guard let value = Double(number), value.isFinite, value * scale >= 1, value * scale <= 365 * 86_400 else {
+            throw UsageError("--rate-cycle period must be 1 s to 365 d with a unit (90s, 40min, 24h, 1d), not '\(parts[1])'")
+        }
+        return RateCycle(amplitudePPM: amplitude, periodNanoseconds: Int64((value * scale * 1e9).rounded()))
+    }
+
+    /// Rate deviation (fraction, not PPM) at true time `nanoseconds`.
+    func rateError(atTrueNanoseconds nanoseconds: Int64) -> Double {
+        guard amplitudePPM != 0, periodNanoseconds > 0 else { return 0 }
+        let phase = 2 * Double.pi * Double(nanoseconds % periodNanoseconds) / Double(periodNanoseconds)
+        return amplitudePPM * 1e-6 * sin(phase + phaseRadians)
+    }
+}
+
 /// What makes the client's raw counter differ from true time.
 public struct OscillatorParameters: Sendable, Equatable {
     /// Counter value at true time zero (a host that booted a while ago).
@@ -70,10 +118,8 @@ public struct OscillatorParameters: Sendable, Equatable {
     public var skew: Double = 0
     /// Random-walk wander: standard deviation of the rate change over one hour, in PPM.
     public var wanderPPMPerRootHour: Double = 0
-    /// Amplitude of the daily, temperature-like sinusoidal rate cycle, in PPM.
-    public var temperatureAmplitudePPM: Double = 0
-    public var temperaturePeriodNanoseconds: Int64 = Span.day
-    public var temperaturePhaseRadians: Double = 0
+    /// Sinusoidal rate cycles (temperature), added together.
+    public var rateCycles: [RateCycle] = []
     public var erratic: ErraticRate? = nil
     public var migration: Migration? = nil
     /// The rate is piecewise constant over segments this long (and at events).
@@ -197,11 +243,7 @@ public struct OscillatorModel: Sendable {
             wanderRateError += random.normal() * parameters.wanderPPMPerRootHour * 1e-6 * hours.squareRoot()
         }
         var temperature = 0.0
-        if parameters.temperatureAmplitudePPM != 0 {
-            let phase = 2 * Double.pi * Double(start % parameters.temperaturePeriodNanoseconds)
-                / Double(parameters.temperaturePeriodNanoseconds)
-            temperature = parameters.temperatureAmplitudePPM * 1e-6 * sin(phase + parameters.temperaturePhaseRadians)
-        }
+        for cycle in parameters.rateCycles { temperature += cycle.rateError(atTrueNanoseconds: start) }
         // A counter never runs backwards: clamp the total rate to stay positive.
         currentRateError = max(-0.9, baseRateError + parameters.skew + wanderRateError + temperature + erraticRateError)
     }

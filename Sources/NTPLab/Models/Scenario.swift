@@ -84,8 +84,11 @@ public struct Scenario: Sendable, Equatable {
     }
 
     /// The same scenario with command-line overrides applied.
-    public func with(days: Double? = nil, seed: UInt64? = nil, pollSeconds: Int? = nil) -> Scenario {
+    /// `rateCycles` replaces the oscillator's cycles (an empty list removes them).
+    public func with(days: Double? = nil, seed: UInt64? = nil, pollSeconds: Int? = nil,
+                     rateCycles: [RateCycle]? = nil) -> Scenario {
         var copy = self
+        if let rateCycles { copy.configuration.oscillator.rateCycles = rateCycles }
         if let days { copy.configuration.durationNanoseconds = Int64((days * Double(Span.day)).rounded()) }
         if let seed { copy.configuration.seed = seed }
         if let pollSeconds { copy.configuration.pollNanoseconds = Int64(pollSeconds) * Span.second }
@@ -98,8 +101,8 @@ public struct Scenario: Sendable, Equatable {
 
     /// Every scenario, from the quiet LAN to the server step (vm-skew in two strengths).
     public static let all: [Scenario] = [
-        lanStratum1, loadedLAN, vmSkew, vmSkew5, erraticRate, migration, migrationVMClock, serverOutage, routeChange,
-        serverStep,
+        lanStratum1, lanThermal, loadedLAN, vmSkew, vmSkew5, erraticRate, migration, migrationVMClock, serverOutage,
+        routeChange, serverStep,
     ]
 
     // MARK: - The scenarios
@@ -126,6 +129,25 @@ public struct Scenario: Sendable, Equatable {
                         source: "RADclock under Xen, ideal setup: stratum-1 on the LAN, 16 s polling, IQR 9.3 µs; DomU RTT 100–200 µs",
                         configuration: c,
                         promised: .micro(median: 8, iqr: 6, p99: 15, max: 30, inside: 1))
+    }()
+
+    /// The lan-stratum1 network with an oscillator whose rate moves the way a real one does
+    /// with temperature: 4.2 PPM plus a 1.0 PPM daily sine, plus a 0.2 PPM sine with a
+    /// 40-minute period (an air-conditioning cycle), plus the usual wander. The rate then
+    /// moves by up to 0.2 PPM per hour from the daily cycle and 1.9 PPM per hour from the
+    /// 40-minute one: a filter whose offset and local rate lag a moving rate shows it here.
+    ///
+    /// PROMISED_THERMAL
+    public static let lanThermal: Scenario = {
+        var c = lanStratum1.configuration
+        c.seed = 10
+        c.durationNanoseconds = 2 * Span.day
+        c.oscillator.rateCycles = [RateCycle(amplitudePPM: 1.0, periodNanoseconds: Span.day, phaseRadians: 1.0),
+                                   RateCycle(amplitudePPM: 0.2, periodNanoseconds: 40 * Span.minute)]
+        return Scenario(name: "lan-thermal", summary: "lan-stratum1 with a 1 PPM daily and a 0.2 PPM 40-min rate cycle",
+                        source: "real oscillators drift with temperature; an air-conditioned room cycles it",
+                        configuration: c,
+                        promised: .micro(median: 12, iqr: 8, p99: 60, max: 90, inside: 1))
     }()
 
     /// A Xen guest (DomU) with some load, a variable poll and guests coming and going, where
@@ -382,8 +404,7 @@ public struct Scenario: Sendable, Equatable {
         o.initialCounterNanoseconds = 3_600 * Span.second
         o.rateErrorPPM = 4.2
         o.wanderPPMPerRootHour = 0.002
-        o.temperatureAmplitudePPM = 0.1
-        o.temperaturePhaseRadians = 1.0
+        o.rateCycles = [RateCycle(amplitudePPM: 0.1, periodNanoseconds: Span.day, phaseRadians: 1.0)]
         return o
     }()
 
