@@ -1,57 +1,143 @@
 import Maths
 
-/// Tunables of the filter (feedforward-spec §5, §6, §8). Defaults are RADclock's constants
-/// except where noted.
+/// Tunables of the filter (docs/feedforward.md §3–§8). Every threshold lives here, with its
+/// unit in its name; the defaults are what docs/feedforward.md argues for.
 public struct FeedforwardConfiguration: Sendable, Equatable {
     /// Poll period P in seconds: sizes every window (§3).
     public var pollPeriodSeconds: Double
-    /// TS_LIMIT, the timestamping-noise unit every threshold scales from (§6).
+    /// Timestamping noise: the spread of a stamp's RTT around the path's minimum when nothing
+    /// queues (§6). Every RTT threshold scales from it (RADclock's TS_LIMIT).
     ///
-    /// Default 5 µs rather than RADclock's 15 µs: with kernel RX/TX timestamps on loopback
-    /// or a LAN the spread of RTT around its minimum is a few µs (DESIGN.md: software
-    /// timestamps on both ends here), so 15 µs would make Eoffset = 150 µs and let
-    /// stamps 100 µs off the minimum carry full weight. 5 µs keeps Eoffset (50 µs) and the
-    /// level-shift threshold (50 µs near) above that noise while still discounting queueing.
-    /// Raise it for paths with user-space timestamps or WAN servers.
-    public var timestampingLimitNanoseconds: Double
+    /// Default 5 µs: kernel RX/TX timestamps on both ends of a LAN or loopback scatter by a
+    /// few µs. Raise it when the timestamps are taken in user space (tens of µs) or for a
+    /// server behind several routed hops, whose RTT never comes within 5 µs of its minimum
+    /// (100 µs to 1 ms): too small a value makes the level-shift detector fire on queueing
+    /// noise and the offset quality gate hold θ̂ for good stamps.
+    public var timestampNoiseNanoseconds: Double
+    /// The noise of a stamp at the minimum RTT, as a share of `timestampNoiseNanoseconds` (§6):
+    /// the floor of each stamp's offset variance in the fit's weights. The best stamps are
+    /// far more exact than the typical spread, and weighting them so is what lets a short
+    /// window follow a moving rate.
+    public var bestStampNoiseShare: Double
+    /// Shortest offset-fit window, in seconds of stamps (at least 3 stamps) (§6): two minutes
+    /// of a LAN at poll 16 s is the fewest stamps whose fitted line beats the newest stamp.
+    public var fitShortestWindowSeconds: Double
+    /// Longest offset-fit window in stamps (§6): the work per update is linear in it.
+    public var fitLongestWindowStamps: Int
+    /// Windows of at least this many stamps also fit a parabola (§6), which follows a steadily
+    /// changing rate; fewer stamps make it too noisy to help.
+    public var fitParabolaMinimumStamps: Int
+    /// Two fits agree when they differ by at most this many standard errors (§6).
+    public var fitAgreementFactor: Double
     /// Consecutive stamps that must agree, against the estimate, before a clock event is
     /// declared (§8.1, "a handful").
     public var eventStampCount: Int
-    /// Largest relative error of the nominal period the filter must absorb (§8.3: ±50%;
-    /// the default 0.6 leaves a margin so a counter exactly 50% off is not at the edge).
+    /// Largest relative error of the nominal period the filter must absorb, as a fraction
+    /// (§8.3: ±50%; 0.6 leaves a margin so a counter exactly 50% off is not at the edge).
     /// Also the rate bound used before a stamp pair exists, so the early bound is honest.
-    public var maximumRateError: Double
+    public var maximumRateErrorFraction: Double
     /// Allowance for the oscillator's rate wandering away from p̂ between its defining stamps,
-    /// added to the hard rate bound that ages `maxError` (§8.2). Equal to §6's 0.5 PPM.
-    public var rateWanderBound: Double
+    /// added to the hard rate bound that ages `maxError` (§8.2), in PPM.
+    public var rateWanderBoundPPM: Double
     /// Smallest believable RTT in counter ticks (§2).
     public var counterResolutionTicks: Int64
-    /// Stamps an epoch needs before the clock is called synchronised (§8.4: the first four
-    /// of the start-up burst give a period over 6 s and an offset from four stamps).
+    /// Stamps an epoch needs before the clock can be called synchronised (§8.4).
     public var stampsBeforeSynchronised: Int
+    /// The clock is synchronised once its hard bound is at most this many times what the path
+    /// itself allows: the best stamp's RTT/2 plus the server's own error plus one
+    /// `timestampNoiseNanoseconds` (§8.4). 2: the estimate's own uncertainty has shrunk to
+    /// the size of the path's.
+    public var synchronisedBoundFactor: Double
     /// How long an observed rate jump keeps ageing the published bound at its full size
     /// (§8.2, §8.3): a counter whose rate has jumped may jump again between two stamps, and
     /// nothing but that history can say by how much. After this much quiet time the allowance
     /// halves for every further such period. Six hours: far above an erratic clock's dwell
     /// times (minutes), short enough that a one-off migration stops costing within a day.
     public var rateJumpMemorySeconds: Double
+    /// A gap of this many polls without a stamp is `starving` (§7).
+    public var starvingPolls: Double
+    /// p̂ pair candidates: a stamp more than this many `timestampNoiseNanoseconds` above the
+    /// minimum RTT is not used (§5, RADclock's Ep = 3·TS).
+    public var periodPointErrorNoises: Double
+    /// p̂ is replaced only by a candidate with a smaller error, or one below this (§5), in PPM.
+    public var periodQualityLimitPPM: Double
+    /// A full-phase p̂ candidate further than this from p̂ is refused (§5), in PPM.
+    public var periodSanityLimitPPM: Double
+    /// The local rate is published only when its standard error is below this (§6), in PPM.
+    public var localRateErrorLimitPPM: Double
+    /// A local rate that moves further than this (beyond its own noise) between two stamps is
+    /// a rate jump, refused and remembered (§6, §8.2), in PPM.
+    public var localRateJumpLimitPPM: Double
+    /// θ̂ is held when no stamp in the window is within this many `timestampNoiseNanoseconds`
+    /// of the minimum RTT (§6: 3·Eoffset = 30·TS; twice that for a far server).
+    public var offsetQualityNoises: Double
+    /// θ̂ moves by at most this many `timestampNoiseNanoseconds` plus `offsetSanityGrowthPPM`
+    /// per second since its last move, unless the hard bound allows more (§6: 100·TS).
+    public var offsetSanityNoises: Double
+    public var offsetSanityGrowthPPM: Double
+    /// Growth of the statistical error estimate after the last θ̂ update (§6), in PPM.
+    public var errorEstimateGrowthPPM: Double
+    /// An upward RTT level shift is declared when the whole shift window lies this many
+    /// `timestampNoiseNanoseconds` above the minimum (§4: 10·TS, 30·TS for a far server).
+    public var levelShiftNoises: Double
+    public var levelShiftFarServerNoises: Double
+    /// A server whose minimum RTT is at least this far is "far" (§4, §6).
+    public var farServerRTTNanoseconds: Double
 
     public init(pollPeriodSeconds: Double = 16,
-                timestampingLimitNanoseconds: Double = 5_000,
+                timestampNoiseNanoseconds: Double = 5_000,
+                bestStampNoiseShare: Double = 0.2,
+                fitShortestWindowSeconds: Double = 128,
+                fitLongestWindowStamps: Int = 512,
+                fitParabolaMinimumStamps: Int = 16,
+                fitAgreementFactor: Double = 2,
                 eventStampCount: Int = 3,
-                maximumRateError: Double = 0.6,
-                rateWanderBound: Double = 0.5e-6,
+                maximumRateErrorFraction: Double = 0.6,
+                rateWanderBoundPPM: Double = 0.5,
                 counterResolutionTicks: Int64 = 1,
                 stampsBeforeSynchronised: Int = 4,
-                rateJumpMemorySeconds: Double = 21_600) {
+                synchronisedBoundFactor: Double = 2,
+                rateJumpMemorySeconds: Double = 21_600,
+                starvingPolls: Double = 10,
+                periodPointErrorNoises: Double = 3,
+                periodQualityLimitPPM: Double = 0.1,
+                periodSanityLimitPPM: Double = 1.5,
+                localRateErrorLimitPPM: Double = 0.8,
+                localRateJumpLimitPPM: Double = 1.5,
+                offsetQualityNoises: Double = 30,
+                offsetSanityNoises: Double = 100,
+                offsetSanityGrowthPPM: Double = 10,
+                errorEstimateGrowthPPM: Double = 0.5,
+                levelShiftNoises: Double = 10,
+                levelShiftFarServerNoises: Double = 30,
+                farServerRTTNanoseconds: Double = 3e6) {
         self.pollPeriodSeconds = pollPeriodSeconds
-        self.timestampingLimitNanoseconds = timestampingLimitNanoseconds
+        self.timestampNoiseNanoseconds = timestampNoiseNanoseconds
+        self.bestStampNoiseShare = bestStampNoiseShare
+        self.fitShortestWindowSeconds = fitShortestWindowSeconds
+        self.fitLongestWindowStamps = fitLongestWindowStamps
+        self.fitParabolaMinimumStamps = fitParabolaMinimumStamps
+        self.fitAgreementFactor = fitAgreementFactor
         self.eventStampCount = eventStampCount
-        self.maximumRateError = maximumRateError
-        self.rateWanderBound = rateWanderBound
+        self.maximumRateErrorFraction = maximumRateErrorFraction
+        self.rateWanderBoundPPM = rateWanderBoundPPM
         self.counterResolutionTicks = counterResolutionTicks
         self.stampsBeforeSynchronised = stampsBeforeSynchronised
+        self.synchronisedBoundFactor = synchronisedBoundFactor
         self.rateJumpMemorySeconds = rateJumpMemorySeconds
+        self.starvingPolls = starvingPolls
+        self.periodPointErrorNoises = periodPointErrorNoises
+        self.periodQualityLimitPPM = periodQualityLimitPPM
+        self.periodSanityLimitPPM = periodSanityLimitPPM
+        self.localRateErrorLimitPPM = localRateErrorLimitPPM
+        self.localRateJumpLimitPPM = localRateJumpLimitPPM
+        self.offsetQualityNoises = offsetQualityNoises
+        self.offsetSanityNoises = offsetSanityNoises
+        self.offsetSanityGrowthPPM = offsetSanityGrowthPPM
+        self.errorEstimateGrowthPPM = errorEstimateGrowthPPM
+        self.levelShiftNoises = levelShiftNoises
+        self.levelShiftFarServerNoises = levelShiftFarServerNoises
+        self.farServerRTTNanoseconds = farServerRTTNanoseconds
     }
 }
 
@@ -60,10 +146,9 @@ public struct FeedforwardWindows: Sendable, Equatable {
     /// 7 days of stamps: forgetting and reference renewal work in halves of it (§4, §5).
     public let history: Int
     public let shift: Int
+    /// The hard bound's window: 1024 s of stamps (§3, §8.2).
     public let offset: Int
-    public let localPeriod: Int
-    /// Width of each local-period window: local-period/5 (§5).
-    public let localPeriodNear: Int
+    /// Warm-up: 7.5 offset windows (two hours at poll 16 s), at least the shift window (§3, §5).
     public let warmUp: Int
 
     public init(pollPeriodSeconds p: Double) {
@@ -71,9 +156,7 @@ public struct FeedforwardWindows: Sendable, Equatable {
         history = max(Int((604_800 / poll).rounded()), 2)
         shift = max(Int((1500 / poll).rounded(.up)), 100)
         offset = max(Int(1024 / poll), 2)
-        localPeriod = max(Int((5 * Double(offset)).rounded(.up)), 4)
-        localPeriodNear = max(localPeriod / 5, 1)
-        warmUp = max(100, offset, shift, Int((1.5 * Double(localPeriod)).rounded(.up)))
+        warmUp = max(100, offset, shift, Int((7.5 * Double(max(offset, 3))).rounded(.up)))
     }
 }
 
@@ -142,17 +225,22 @@ public struct FeedforwardClock: Sendable {
     /// Published after every accepted stamp.
     public private(set) var parameters: ClockParameters = .empty
 
-    // Constants derived from TS_LIMIT (§5, §6).
-    private let periodPointErrorLimit: Double        // Ep = 3·TS
-    private let offsetErrorScale: Double             // Eoffset = 10·TS
-    private let offsetSanityMinimum: Double          // 100·TS
-    private let periodQualityLimit = 0.1e-6          // Ep_qual
-    private let periodSanityLimit = 1.5e-6           // Ep_sanity
-    private let localPeriodQualityLimit = 0.8e-6
-    private let localPeriodSanityLimit = 1.5e-6
-    private let ageingRate = 0.2e-6
-    private let errorGrowthRate = 0.5e-6
-    private let offsetSanityRate = 10e-6
+    // Thresholds in the filter's own units (ns, fractions), from the configuration.
+    private let periodPointErrorLimitNanoseconds: Double
+    private let offsetSanityMinimumNanoseconds: Double
+    private let periodQualityLimit: Double
+    private let periodSanityLimit: Double
+    private let localPeriodQualityLimit: Double
+    private let localPeriodSanityLimit: Double
+    private let errorGrowthRate: Double
+    private let offsetSanityRate: Double
+    private let rateWanderBound: Double
+    /// Shortest fit window in stamps: `fitShortestWindowSeconds` of stamps, at least 3.
+    private let fitMinimumStamps: Int
+    private var fitMaximumStamps: Int { configuration.fitLongestWindowStamps }
+    private var fitAgreementFactor: Double { configuration.fitAgreementFactor }
+    private let fitMinimumNoiseScale = 0.01
+    private let fitNoiseReferenceStamps = 64
 
     // Stamp history.
     private var ring: [StoredStamp]
@@ -202,8 +290,6 @@ public struct FeedforwardClock: Sendable {
     private var reference = StoredStamp.none
     private var generationBestCurrent = StoredStamp.none
     private var generationBestPrevious = StoredStamp.none
-    private var localNearMinimum: SlidingMinimum
-    private var localFarMinimum: SlidingMinimum
 
     // Clock events (§8.1).
     private var pending: [Int]
@@ -213,10 +299,6 @@ public struct FeedforwardClock: Sendable {
     private var rateJumpCounter: Int64 = 0
     /// Step-only epochs keep the full phase; until this index a better stamp replaces the reference.
     private var referenceOpenUntil = -1
-    /// Step-only epochs keep p̂_local and refresh it from a growing baseline while the
-    /// local-period windows refill; `epochFarBest` is the best of the epoch's first window.
-    private var refreshingLocalPeriod = false
-    private var epochFarBest = -1
     /// After a step-only event the rate is unverified (§8.1: a migration moves to another
     /// counter, so steps and rate changes come together): every post-event stamp paired with
     /// `verifyAnchor` bounds the true period; `verifyLow...verifyHigh` (ns/tick) is the
@@ -229,26 +311,42 @@ public struct FeedforwardClock: Sendable {
     /// Counter at which the platform signalled a disruption of the counter, until the first
     /// stamp after it re-anchors the clock.
     private var disruptionCounter: Int64? = nil
+    /// How far the stamps scatter relative to what their weights say (1: as modelled),
+    /// from the newest stamps' second differences at the previous update.
+    private var fitNoiseScale = 1.0
+    // Candidate fits of the current update and their order (§6), allocated once.
+    private var fitCandidates = [FitLine](repeating: FitLine(), count: 40)
+    private var fitOrder = [Int](repeating: 0, count: 40)
+    private var fitSortKeys = [Double](repeating: 0, count: 40)
+    /// θ̂ and the local period when θ̂ was last estimated: while no stamp is good enough θ̂
+    /// follows that local rate rather than staying put (which would run the clock at p̂).
+    private var thetaAtUpdate: Double = 0
+    private var localRateIsSignificant = false
+    private var lastLocalPeriodCandidate: Double = 1
 
     public init(configuration: FeedforwardConfiguration = FeedforwardConfiguration()) {
         self.configuration = configuration
         let windows = FeedforwardWindows(pollPeriodSeconds: configuration.pollPeriodSeconds)
         self.windows = windows
-        let ts = configuration.timestampingLimitNanoseconds
-        periodPointErrorLimit = 3 * ts
-        offsetErrorScale = 10 * ts
-        offsetSanityMinimum = 100 * ts
+        let ts = configuration.timestampNoiseNanoseconds
+        periodPointErrorLimitNanoseconds = configuration.periodPointErrorNoises * ts
+        offsetSanityMinimumNanoseconds = configuration.offsetSanityNoises * ts
+        periodQualityLimit = configuration.periodQualityLimitPPM * 1e-6
+        periodSanityLimit = configuration.periodSanityLimitPPM * 1e-6
+        localPeriodQualityLimit = configuration.localRateErrorLimitPPM * 1e-6
+        localPeriodSanityLimit = configuration.localRateJumpLimitPPM * 1e-6
+        errorGrowthRate = configuration.errorEstimateGrowthPPM * 1e-6
+        offsetSanityRate = configuration.offsetSanityGrowthPPM * 1e-6
+        rateWanderBound = configuration.rateWanderBoundPPM * 1e-6
         let eventCapacity = max(configuration.eventStampCount, 1) + 1
-        let capacity = max(windows.warmUp, windows.localPeriod + windows.localPeriodNear,
-                           windows.shift, windows.offset) + 2 * eventCapacity + 2
+        let capacity = max(windows.warmUp, windows.shift, windows.offset, configuration.fitLongestWindowStamps) + 2 * eventCapacity + 2
+        fitMinimumStamps = max(3, Int((configuration.fitShortestWindowSeconds / max(configuration.pollPeriodSeconds, 1e-3)).rounded()))
         ring = [StoredStamp](repeating: .none, count: capacity)
         shiftMinimum = SlidingMinimum(capacity: windows.shift + 1)
         warmNearMinimum = SlidingMinimum(capacity: windows.warmUp / 4 + 2)
-        localNearMinimum = SlidingMinimum(capacity: windows.localPeriodNear + 1)
-        localFarMinimum = SlidingMinimum(capacity: windows.localPeriodNear + 1)
         pending = [Int](repeating: 0, count: eventCapacity)
-        periodError = configuration.maximumRateError
-        periodErrorBound = configuration.maximumRateError
+        periodError = configuration.maximumRateErrorFraction
+        periodErrorBound = configuration.maximumRateErrorFraction
     }
 
     // MARK: - Processing one stamp
@@ -270,7 +368,7 @@ public struct FeedforwardClock: Sendable {
             kFraction = 0
         } else {
             let gapNanoseconds = period * Double(stamp.tf - lastTf)
-            if gapNanoseconds > 10 * configuration.pollPeriodSeconds * 1e9 { status.insert(.starving) }
+            if gapNanoseconds > configuration.starvingPolls * configuration.pollPeriodSeconds * 1e9 { status.insert(.starving) }
         }
         let delayHalf = stamp.rootDelayNanoseconds / 2
         ring[slot(index)] = StoredStamp(
@@ -299,7 +397,6 @@ public struct FeedforwardClock: Sendable {
         let eventDeclared = disruptionDeclared || epochStart != epochBefore
             || !status.isDisjoint(with: [.clockStep, .rateChange])
         updatePeriod(index, status: &status)
-        updateLocalPeriod(index, status: &status)
         updateOffset(index, status: &status)
         publish(index, stamp: stamp, previous: previousParameters, eventDeclared: eventDeclared, status: status,
                 nextExchangeInSeconds: nextExchangeInSeconds ?? configuration.pollPeriodSeconds)
@@ -412,7 +509,7 @@ public struct FeedforwardClock: Sendable {
             // yet already rule p̂ out.
             let moved = abs(fitted.period / period - 1) > fitted.bound + delta
             if (moved || !agreeUnderPeriod)
-                && pendingAgree(period: fitted.period, slack: fitted.bound + configuration.rateWanderBound) {
+                && pendingAgree(period: fitted.period, slack: fitted.bound + rateWanderBound) {
                 noteRateJump(fitted.period / period, at: stamp.tf)
                 restartEpoch(from: pending[0], upTo: i, rateChanged: true)
                 status.insert(.rateChange)
@@ -454,7 +551,7 @@ public struct FeedforwardClock: Sendable {
     /// is no wider than ±`rateWanderBound`.
     private mutating func verifyRate(with stamp: StoredStamp, status: inout ClockStatus) {
         narrowVerifiedPeriod(verifyAnchor, stamp)
-        let slack = period * (periodErrorBound + configuration.rateWanderBound)
+        let slack = period * (periodErrorBound + rateWanderBound)
         if verifyLow > verifyHigh || period < verifyLow - slack || period > verifyHigh + slack {
             let measured = verifyLow <= verifyHigh ? (verifyLow + verifyHigh) / 2
                 : pairPeriod(verifyAnchor, stamp)?.period ?? period
@@ -465,7 +562,7 @@ public struct FeedforwardClock: Sendable {
             status.insert(.rateChange)
             return
         }
-        if verifyHigh - verifyLow <= 2 * period * configuration.rateWanderBound { rateUnverified = false }
+        if verifyHigh - verifyLow <= 2 * period * rateWanderBound { rateUnverified = false }
     }
 
     /// Intersects the verification interval with what one post-event pair allows: under a
@@ -497,8 +594,8 @@ public struct FeedforwardClock: Sendable {
         if rateUnverified {
             // A step leaves the rate unverified: anchor the check on the best post-event
             // stamp and start from what the event's own stamps allow.
-            verifyLow = period * (1 - configuration.maximumRateError)
-            verifyHigh = period * (1 + configuration.maximumRateError)
+            verifyLow = period * (1 - configuration.maximumRateErrorFraction)
+            verifyHigh = period * (1 + configuration.maximumRateErrorFraction)
             verifyAnchor = .none
             for j in start...i {
                 let s = ring[slot(j)]
@@ -522,14 +619,7 @@ public struct FeedforwardClock: Sendable {
                 if reference.index < 0 || s.rtt - s.rttHat < reference.rtt - reference.rttHat { reference = s }
             }
             referenceOpenUntil = start + windows.warmUp
-            refreshingLocalPeriod = true
-            epochFarBest = -1
-            for j in start..<i where j - start < windows.localPeriodNear {
-                let s = ring[slot(j)]
-                if !s.qualityWarning && (epochFarBest < 0 || s.rtt < ring[slot(epochFarBest)].rtt) { epochFarBest = j }
-            }
         } else {
-            refreshingLocalPeriod = false
             inWarmUp = true
             warmFarBest = -1
             warmFarEnd = start
@@ -539,8 +629,6 @@ public struct FeedforwardClock: Sendable {
         }
         shiftMinimum.reset()
         warmNearMinimum.reset()
-        localNearMinimum.reset()
-        localFarMinimum.reset()
         var epochMinimum = Int64.max
         for j in start...i {
             ring[slot(j)].suspect = false
@@ -552,14 +640,13 @@ public struct FeedforwardClock: Sendable {
             rttMinimumCurrentGeneration = epochMinimum
             rttMinimumPreviousGeneration = .max
             for j in start...i { ring[slot(j)].rttHat = epochMinimum }
-            periodErrorBound = configuration.maximumRateError
-            periodError = configuration.maximumRateError
+            periodErrorBound = configuration.maximumRateErrorFraction
+            periodError = configuration.maximumRateErrorFraction
         }
         for j in start..<i {
             let s = ring[slot(j)]
             shiftMinimum.push(index: j, key: s.rtt)
             warmNearMinimum.push(index: j, key: periodKey(s))
-            localNearMinimum.push(index: j, key: periodKey(s))
         }
     }
 
@@ -589,12 +676,12 @@ public struct FeedforwardClock: Sendable {
                 let far = ring[slot(warmFarBest)]
                 let nearStamp = ring[slot(near)]
                 if let pair = pairPeriod(far, nearStamp) {
-                    let inconsistent = abs(pair.period / period - 1) > pair.bound + periodErrorBound + configuration.rateWanderBound
+                    let inconsistent = abs(pair.period / period - 1) > pair.bound + periodErrorBound + rateWanderBound
                     if pair.bound <= periodErrorBound || inconsistent {
                         let spread = Double(far.rtt - rttHat) + Double(nearStamp.rtt - rttHat)
                         setPeriod(pair.period)
                         periodError = pair.period * spread / Double(nearStamp.tb - far.tb)
-                        periodErrorBound = min(pair.bound, configuration.maximumRateError)
+                        periodErrorBound = min(pair.bound, configuration.maximumRateErrorFraction)
                         status.insert(.periodUpdated)
                     }
                 }
@@ -614,7 +701,7 @@ public struct FeedforwardClock: Sendable {
             return
         }
         let pointError = period * Double(stamp.rtt - stamp.rttHat)
-        guard pointError < periodPointErrorLimit, let pair = pairPeriod(reference, stamp) else { return }
+        guard pointError < periodPointErrorLimitNanoseconds, let pair = pairPeriod(reference, stamp) else { return }
         let referenceError = period * Double(reference.rtt - reference.rttHat)
         let candidateError = (abs(pointError) + abs(referenceError)
                               + period * Double(abs(rttHat - reference.rttHat))) / Double(stamp.tb - reference.tb)
@@ -632,9 +719,9 @@ public struct FeedforwardClock: Sendable {
     private mutating func endWarmUp() {
         inWarmUp = false
         if warmFarBest >= 0 { reference = ring[slot(warmFarBest)] }
-        let ts = configuration.timestampingLimitNanoseconds
-        farServer = period * Double(rttHat) >= 3e6
-        shiftThresholdNanoseconds = (farServer ? 30 : 10) * ts
+        let ts = configuration.timestampNoiseNanoseconds
+        farServer = period * Double(rttHat) >= configuration.farServerRTTNanoseconds
+        shiftThresholdNanoseconds = (farServer ? configuration.levelShiftFarServerNoises : configuration.levelShiftNoises) * ts
     }
 
     private mutating func trackGenerationBest(_ stamp: StoredStamp) {
@@ -660,7 +747,7 @@ public struct FeedforwardClock: Sendable {
         let estimate = 0.5 * (Double(dTb) / Double(dTa) + Double(dTe) / Double(dTf))
         let spread = Double(far.rtt + near.rtt)
         let base = Double(min(dTa, dTf))
-        let bound = base > 2 * spread ? spread / (base - spread) : configuration.maximumRateError
+        let bound = base > 2 * spread ? spread / (base - spread) : configuration.maximumRateErrorFraction
         return (estimate, bound)
     }
 
@@ -668,88 +755,18 @@ public struct FeedforwardClock: Sendable {
         s.qualityWarning || s.suspect ? .max : s.rtt
     }
 
-    // MARK: - §5 Local period
-
-    private mutating func updateLocalPeriod(_ i: Int, status: inout ClockStatus) {
-        let stamp = ring[slot(i)]
-        let width = windows.localPeriodNear
-        localNearMinimum.push(index: i, key: periodKey(stamp))
-        localNearMinimum.dropBefore(i - width + 1)
-        let farEnd = i - windows.localPeriod
-        if farEnd >= epochStart {
-            localFarMinimum.push(index: farEnd, key: periodKey(ring[slot(farEnd)]))
-            localFarMinimum.dropBefore(farEnd - width + 1)
-        }
-        let position = i - epochStart
-        if refreshingLocalPeriod && position < width && periodKey(stamp) != .max
-            && (epochFarBest < 0 || stamp.rtt < ring[slot(epochFarBest)].rtt) {
-            epochFarBest = i
-        }
-        var farIndex = -1, nearIndex = -1
-        if let near = localNearMinimum.minimumIndex, localNearMinimum.minimumKey != .max { nearIndex = near }
-        if farEnd - width + 1 >= epochStart {
-            if let far = localFarMinimum.minimumIndex, localFarMinimum.minimumKey != .max { farIndex = far }
-        } else if refreshingLocalPeriod && position + 1 >= 2 * width {
-            // After a step-only event the kept p̂_local would go stale while the windows
-            // refill: until they do, the far window is the epoch's first one, fixed.
-            farIndex = epochFarBest
-        }
-        guard farIndex >= 0, nearIndex >= 0 else {
-            if !localPeriodValid { localPeriod = period }
-            return
-        }
-        let far = ring[slot(farIndex)], near = ring[slot(nearIndex)]
-        guard let pair = pairPeriod(far, near) else { return }
-        let error = period * (Double(far.rtt - far.rttHat) + Double(near.rtt - near.rttHat)) / Double(near.tb - far.tb)
-        if error > localPeriodQualityLimit {
-            status.insert(.localPeriodQuality)
-            if !localPeriodValid { localPeriod = period }
-            return
-        }
-        if localPeriodValid && abs(pair.period / localPeriod - 1) > localPeriodSanityLimit {
-            status.insert(.localPeriodSanity)
-            noteRateJump(pair.period / localPeriod, at: stamp.tf)
-            return
-        }
-        localPeriod = pair.period
-        localPeriodValid = true
-    }
-
     // MARK: - §6 Offset
 
     private mutating func updateOffset(_ i: Int, status: inout ClockStatus) {
         let now = ring[slot(i)].tf
-        let low = max(epochStart, i - windows.offset + 1)
-        let localCorrection = localPeriod / period - 1
-        var weightSum = 0.0, weightedSum = 0.0
-        var smallest = Double.infinity, secondSmallest = Double.infinity
-        var smallestOffset = 0.0
-        for j in low...i {
-            let s = ring[slot(j)]
-            if s.qualityWarning || s.suspect { continue }
-            let age = period * Double(now - s.tf)
-            let pointError = period * Double(s.rtt - s.rttHat) + ageingRate * age
-            let value = naiveOffset(s) - localCorrection * age
-            let ratio = pointError / offsetErrorScale
-            let weight = exp(-ratio * ratio)
-            weightSum += weight
-            weightedSum += weight * value
-            if pointError < smallest {
-                secondSmallest = smallest
-                smallest = pointError
-                smallestOffset = value
-            } else if pointError < secondSmallest {
-                secondSmallest = pointError
-            }
+        guard let fit = chooseFit(i) else {
+            // No stamp good enough among the newest: θ̂ is held (§6).
+            if thetaValid { status.insert(.offsetQuality) }
+            followLocalRate(now)
+            return
         }
-        guard smallest.isFinite else { return }   // nothing usable in the window
-        let candidate = weightSum > 0 ? weightedSum / weightSum : smallestOffset
+        let candidate = fit.offsetNanoseconds
         if thetaValid {
-            let qualityLimit = (farServer ? 6 : 3) * offsetErrorScale
-            if smallest >= qualityLimit {
-                status.insert(.offsetQuality)
-                return
-            }
             let sinceUpdate = period * Double(now - thetaUpdateCounter)
             // A candidate inside θ̂'s own hard bound (aged to now) cannot be insane: it is
             // consistent with everything the stamps prove. Without this, a θ̂ seeded by a
@@ -757,8 +774,9 @@ public struct FeedforwardClock: Sendable {
             // every later, better candidate out for good once they differed by more than
             // the sanity minimum: the live lab saw a 1.4 ms error that stayed, inside the bound.
             let provenBound = consistentBound + rateBound * period * Double(now - lastTf)
-            if abs(candidate - theta) > max(offsetSanityMinimum + offsetSanityRate * sinceUpdate, provenBound) {
+            if abs(candidate - theta) > max(offsetSanityMinimumNanoseconds + offsetSanityRate * sinceUpdate, provenBound) {
                 status.insert(.offsetSanity)
+                followLocalRate(now)
                 return
             }
             theta = candidate
@@ -769,8 +787,194 @@ public struct FeedforwardClock: Sendable {
             theta = candidate - whole
             thetaValid = true
         }
+        if let slope = fit.slope {
+            let candidateLocal = period * (1 - slope)
+            // In warm-up p̂ itself moves by more than the limit: the gate would compare
+            // local rates measured against different p̂.
+            // A jump counts only beyond what the slope's own noise explains.
+            // Two candidates in a row that agree confirm a real change of rate.
+            let limit = localPeriodSanityLimit + fitAgreementFactor * fit.slopeError
+            let confirmed = abs(candidateLocal / lastLocalPeriodCandidate - 1) <= limit
+            lastLocalPeriodCandidate = candidateLocal
+            if localPeriodValid && !inWarmUp && !confirmed && abs(candidateLocal / localPeriod - 1) > limit {
+                status.insert(.localPeriodSanity)
+                noteRateJump(candidateLocal / localPeriod, at: now)
+            } else {
+                localPeriod = candidateLocal
+                localPeriodValid = true
+                localRateIsSignificant = abs(slope) > fitAgreementFactor * fit.slopeError
+            }
+        }
         thetaUpdateCounter = now
-        errorAtUpdate = secondSmallest.isFinite ? secondSmallest : smallest
+        thetaAtUpdate = theta
+        errorAtUpdate = fit.standardErrorNanoseconds
+    }
+
+    /// §6: a stamp further than this above the minimum RTT carries no weight, and θ̂ is held
+    /// while the newest stamps are all so.
+    private var offsetQualityLimitNanoseconds: Double {
+        (farServer ? 2 : 1) * configuration.offsetQualityNoises * configuration.timestampNoiseNanoseconds
+    }
+
+    /// θ̂ while no candidate is taken: extrapolated from its last estimate at the local rate
+    /// when that rate differs from p̂ beyond its own noise, else held (the clock runs on p̂).
+    /// Over a long hold (a level shift not yet declared) a noisy slope would cost more than it gains.
+    private mutating func followLocalRate(_ now: Int64) {
+        guard thetaValid, localPeriodValid, localRateIsSignificant else { return }
+        theta = thetaAtUpdate - (localPeriod / period - 1) * period * Double(now - thetaUpdateCounter)
+    }
+
+    /// One weighted linear fit of naive offsets against time over the newest stamps (§6).
+    struct OffsetFit {
+        var offsetNanoseconds: Double
+        /// dθ/dt, dimensionless (ns per ns); nil when no window spans enough stamps.
+        var slope: Double?
+        /// Standard error of `slope`, dimensionless.
+        var slopeError: Double = .infinity
+        var standardErrorNanoseconds: Double
+        var smallestPointErrorNanoseconds: Double
+    }
+
+    /// §6: weighted local linear regression of θ_j against time over windows of 8, 16, 32, …
+    /// stamps ending at the newest. Each stamp weighs 1/(σ₀² + excess²/12): its offset lies
+    /// within half its excess RTT of the truth, spread like a uniform variable, plus the
+    /// timestamping noise σ₀. The offset comes from the longest window whose offset at now
+    /// agrees with every shorter window's within `fitAgreementFactor` of the shorter one's
+    /// standard error (Lepski's rule): longer windows average noise away until the rate's
+    /// curvature makes them disagree with the short ones. The local rate is chosen the same
+    /// way among the windows' slopes (longer: a slope is noisier than an offset).
+    /// The intersection of confidence intervals over the first `count` candidates, for the
+    /// offsets (`slopes` false) or the slopes: taken in order of decreasing error, the index of
+    /// the last one whose interval value ± `fitAgreementFactor`·error still meets all before
+    /// it, and whether a later one already failed to.
+    private mutating func intersectIntervals(_ count: Int, slopes: Bool) -> (index: Int, closed: Bool) {
+        // Insertion sort by decreasing error: a few dozen candidates at most.
+        for k in 0..<count {
+            let c = fitCandidates[k]
+            fitSortKeys[k] = slopes ? c.slopeError : c.offsetError
+            fitOrder[k] = k
+        }
+        if count > 1 {
+            for k in 1..<count {
+                let item = fitOrder[k]
+                let key = fitSortKeys[item]
+                var m = k
+                while m > 0 && fitSortKeys[fitOrder[m - 1]] < key {
+                    fitOrder[m] = fitOrder[m - 1]
+                    m -= 1
+                }
+                fitOrder[m] = item
+            }
+        }
+        var low = -Double.infinity, high = Double.infinity
+        var best = fitOrder[0]
+        for k in 0..<count {
+            let c = fitCandidates[fitOrder[k]]
+            let e = slopes ? c.slopeError : c.offsetError
+            guard e.isFinite else { continue }
+            let value = slopes ? c.slope : c.offset
+            low = max(low, value - fitAgreementFactor * e)
+            high = min(high, value + fitAgreementFactor * e)
+            if low > high { return (best, true) }
+            best = fitOrder[k]
+        }
+        return (best, false)
+    }
+
+    private mutating func chooseFit(_ i: Int) -> OffsetFit? {
+        let now = ring[slot(i)].tf
+        let oldest = max(epochStart, i - fitMaximumStamps + 1)
+        let noise = configuration.timestampNoiseNanoseconds * configuration.bestStampNoiseShare
+        let noiseVariance = noise * noise
+        var sums = FitSums()
+        var smallest = Double.infinity
+        var smallestOffset = 0.0
+        var nextBoundary = fitMinimumStamps
+        var windowCount = 0
+        var candidateCount = 0
+        var closedSpan: Int? = nil
+        var offsetChoice = (index: 0, closed: false), slopeChoice = (index: 0, closed: false)
+        // Noise scale from second differences (a stamp against the line through its two
+        // neighbours), which neither a rate nor its slow change can inflate.
+        var scaleSum = 0.0, scaleCount = 0
+        var newer = (x: 0.0, y: 0.0, v: 0.0), newest = (x: 0.0, y: 0.0, v: 0.0)
+        var j = i
+        // One pass from the newest stamp back, keeping the sums at each window's end.
+        var recentUsable = 0
+        while j >= oldest {
+            let s = ring[slot(j)]
+            // Against the lower of the minimum then and now: a stamp that was the minimum
+            // when it came (the first of an epoch) is judged by what came after it too.
+            let excess = period * Double(s.rtt - min(s.rttHat, rttHat))
+            // A stamp far above the minimum says nothing about the offset that its neighbours
+            // do not say better (and a level shift not yet declared makes every new stamp so):
+            // it takes no part in the fit.
+            if !s.qualityWarning && !s.suspect && excess < offsetQualityLimitNanoseconds {
+                let y = naiveOffset(s)
+                if excess < smallest { smallest = excess; smallestOffset = y }
+                if i - j < fitMinimumStamps { recentUsable += 1 }
+                let x = period * Double(s.tf - now) * 1e-9
+                let v = noiseVariance + excess * excess / 12
+                sums.add(x: x, y: y, weight: 1 / v, excessNanoseconds: excess)
+                if sums.count >= 3 && i - j < fitNoiseReferenceStamps && newest.x > x {
+                    let alpha = (newer.x - x) / (newest.x - x)      // weight of the newest in the line at newer.x
+                    let d = newer.y - (alpha * newest.y + (1 - alpha) * y)
+                    scaleSum += d * d / (newer.v + alpha * alpha * newest.v + (1 - alpha) * (1 - alpha) * v)
+                    scaleCount += 1
+                }
+                newest = newer
+                newer = (x, y, v)
+            }
+            let span = i - j + 1
+            j -= 1
+            guard span == nextBoundary || j < oldest else { continue }
+            nextBoundary *= 2
+            guard sums.count >= fitMinimumStamps else { continue }
+            windowCount += 1
+            // Intersection of confidence intervals: every window gives a line and (from
+            // `fitParabolaMinimumStamps`) a parabola; taken from the least to the most precise,
+            // each estimate must share a value with all before it, else the longer windows see
+            // curvature or a change. Longer windows are more precise, so once neither the
+            // offsets' nor the slopes' intersection can take more, the scan stops.
+            var linear = sums.line(scale: fitNoiseScale)
+            linear.smallestExcessNanoseconds = sums.smallestExcessNanoseconds
+            fitCandidates[candidateCount] = linear
+            candidateCount += 1
+            if sums.count >= configuration.fitParabolaMinimumStamps, var parabola = sums.parabola(scale: fitNoiseScale) {
+                parabola.smallestExcessNanoseconds = sums.smallestExcessNanoseconds
+                fitCandidates[candidateCount] = parabola
+                candidateCount += 1
+            }
+            offsetChoice = intersectIntervals(candidateCount, slopes: false)
+            slopeChoice = intersectIntervals(candidateCount, slopes: true)
+            // (Two windows more than needed: a parabola's error can exceed a longer line's.)
+            if offsetChoice.closed && slopeChoice.closed {
+                closedSpan = closedSpan ?? span
+                if let closedSpan, span >= 4 * closedSpan, i - j >= fitNoiseReferenceStamps { break }
+            }
+        }
+        // The noise scale for the next update, from this one's second differences.
+        if scaleCount > 0 { fitNoiseScale = max(scaleSum / Double(scaleCount), fitMinimumNoiseScale) }
+        // No usable stamp among the newest: θ̂ is held (§6's quality gate).
+        guard recentUsable > 0 || !thetaValid else { return nil }
+        guard smallest.isFinite else { return nil }
+        guard windowCount > 0 else {
+            // Too few stamps for a line: their weighted mean, on p̂.
+            guard sums.s0 > 0 else {
+                return OffsetFit(offsetNanoseconds: smallestOffset, slope: nil,
+                                 standardErrorNanoseconds: smallest, smallestPointErrorNanoseconds: smallest)
+            }
+            return OffsetFit(offsetNanoseconds: sums.sy / sums.s0, slope: nil,
+                             standardErrorNanoseconds: (1 / sums.s0).squareRoot(), smallestPointErrorNanoseconds: smallest)
+        }
+        let chosen = fitCandidates[offsetChoice.index]
+        let slopeFit = fitCandidates[slopeChoice.index]
+        let slope = slopeFit.slope
+        let slopeError = slopeFit.slopeError * 1e-9
+        return OffsetFit(offsetNanoseconds: chosen.offset, slope: slopeError <= localPeriodQualityLimit ? slope * 1e-9 : nil,
+                         slopeError: slopeError,
+                         standardErrorNanoseconds: chosen.offsetError,
+                         smallestPointErrorNanoseconds: chosen.smallestExcessNanoseconds)
     }
 
     /// θ_j = [C(Ta) + C(Tf)]/2 − (Tb + Te)/2 with the current C (§2), in ns.
@@ -789,8 +993,8 @@ public struct FeedforwardClock: Sendable {
 
     /// δ: hard bound on the rate error used to age offsets and the bound (§8.2).
     private var rateBound: Double {
-        min(periodErrorBound + abs(localPeriod / period - 1) + configuration.rateWanderBound + unverifiedRate,
-            configuration.maximumRateError)
+        min(periodErrorBound + abs(localPeriod / period - 1) + rateWanderBound + unverifiedRate,
+            configuration.maximumRateErrorFraction)
     }
 
     /// Remembers a rate jump of relative size |ratio − 1| (either direction) seen at `counter`.
@@ -817,7 +1021,7 @@ public struct FeedforwardClock: Sendable {
         if pendingCount >= 2, let fitted = pairPeriod(ring[slot(pending[0])], newest) {
             return abs(fitted.period / period - 1) + fitted.bound
         }
-        return configuration.maximumRateError
+        return configuration.maximumRateErrorFraction
     }
 
     // MARK: - §7 Publication and §8.2 the hard bound
@@ -833,14 +1037,21 @@ public struct FeedforwardClock: Sendable {
         let low = max(epochStart, i - windows.offset + 1)
 
         // Hard bound from every consistent stamp in the window (§8.2).
+        // Each stamp's offset is carried to now two ways, both hard: at the local rate (true
+        // rate within δ of it) and at p̂ (true rate within p̂'s bound and the wander of it),
+        // which is the tighter one when the local rate is noisy.
         var bound = Double.infinity
+        let longTermDelta = min(periodErrorBound + rateWanderBound + unverifiedRate,
+                                configuration.maximumRateErrorFraction)
         for j in low...i {
             let s = ring[slot(j)]
             if s.suspect { continue }
             let age = period * Double(now - s.tf)
-            let value = naiveOffset(s) - localCorrection * age
+            let naive = naiveOffset(s)
+            let value = naive - localCorrection * age
             let spread = halfWidth(s.rtt, delta)
-            bound = min(bound, abs(theta - value) + spread + delta * age)
+            bound = min(bound, abs(theta - value) + spread + delta * age,
+                        abs(theta - naive) + spread + longTermDelta * age)
         }
         // The previous bound, aged, also holds for the previous Ca; add how far Ca moved.
         // Not across a clock event: the event proved that bound's premise wrong.
@@ -879,7 +1090,7 @@ public struct FeedforwardClock: Sendable {
         let sinceUpdate = period * Double(now - thetaUpdateCounter)
         let nextTicks = Int64((nextExchangeInSeconds * 1e9 / period).rounded())
         let growth = min(delta + max(pendingRate(), rateJumpAllowance(at: now)),
-                         configuration.maximumRateError)
+                         configuration.maximumRateErrorFraction)
         parameters = ClockParameters(
             counterOrigin: now,
             timeAtOriginNanoseconds: kNanoseconds + Int64(caWhole),
@@ -931,4 +1142,68 @@ struct StoredStamp: Sendable {
 
     static let none = StoredStamp(ta: 0, tb: 0, te: 0, tf: 0, rtt: 0, rttHat: 0, serverErrorNanoseconds: 0,
                                   qualityWarning: false, suspect: false, index: -1)
+}
+
+/// One fitted estimate at now: offset (ns) and slope (ns per s) with standard errors.
+struct FitLine {
+    var offset = 0.0, offsetError = Double.infinity, slope = 0.0, slopeError = Double.infinity
+    /// Smallest excess RTT among the window's stamps, ns: the fit is no better than its best stamp.
+    var smallestExcessNanoseconds = Double.infinity
+}
+
+/// Weighted sums for a straight-line or parabola fit of y against x (§6), x in seconds
+/// before the newest stamp, y in ns.
+struct FitSums {
+    var count = 0
+    var smallestExcessNanoseconds = Double.infinity
+    var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, sy = 0.0, sxy = 0.0, sx2y = 0.0
+
+    mutating func add(x: Double, y: Double, weight w: Double, excessNanoseconds: Double) {
+        count += 1
+        smallestExcessNanoseconds = min(smallestExcessNanoseconds, excessNanoseconds)
+        let wx = w * x, wx2 = wx * x
+        s0 += w; s1 += wx; s2 += wx2; s3 += wx2 * x; s4 += wx2 * x * x
+        sy += w * y; sxy += wx * y; sx2y += wx2 * y
+    }
+
+    /// The line's value and slope at x = 0 (now), errors scaled by `scale` (how far the
+    /// stamps scatter relative to what their weights say).
+    func line(scale: Double) -> FitLine {
+        let meanX = s1 / s0
+        let suu = s2 - s0 * meanX * meanX
+        let meanY = sy / s0
+        guard suu > 0 else { return FitLine(offset: meanY, offsetError: (scale / s0).squareRoot()) }
+        let slope = (sxy - meanX * sy) / suu
+        let u0 = -meanX
+        return FitLine(offset: meanY + slope * u0, offsetError: (scale * (1 / s0 + u0 * u0 / suu)).squareRoot(),
+                       slope: slope, slopeError: (scale / suu).squareRoot())
+    }
+
+    /// The same for y = a + b·u + c·(u² − m₂), u = x − x̄: a parabola follows a rate that
+    /// changes steadily, at the price of more noise.
+    func parabola(scale: Double) -> FitLine? {
+        let m = s1 / s0
+        let suu = s2 - s0 * m * m
+        let su3 = s3 - 3 * m * s2 + 3 * m * m * s1 - m * m * m * s0
+        let su4 = s4 - 4 * m * s3 + 6 * m * m * s2 - 4 * m * m * m * s1 + m * m * m * m * s0
+        let m2 = suu / s0
+        let sqq = su4 - s0 * m2 * m2 - su3 * su3 / suu * 0   // ⟨q, q⟩ with q = u² − m₂
+        let suy = sxy - m * sy
+        let su2y = sx2y - 2 * m * sxy + m * m * sy
+        let sqy = su2y - m2 * sy
+        let det = suu * sqq - su3 * su3
+        guard suu > 0, det > 1e-12 * suu * sqq else { return nil }
+        // Inverse of [[suu, su3], [su3, sqq]].
+        let i11 = sqq / det, i12 = -su3 / det, i22 = suu / det
+        let b = i11 * suy + i12 * sqy
+        let c = i12 * suy + i22 * sqy
+        let u0 = -m
+        let q0 = u0 * u0 - m2
+        let offset = sy / s0 + b * u0 + c * q0
+        let offsetVariance = scale * (1 / s0 + u0 * u0 * i11 + 2 * u0 * q0 * i12 + q0 * q0 * i22)
+        let slope = b + 2 * c * u0
+        let slopeVariance = scale * (i11 + 4 * u0 * i12 + 4 * u0 * u0 * i22)
+        return FitLine(offset: offset, offsetError: max(offsetVariance, 0).squareRoot(),
+                       slope: slope, slopeError: max(slopeVariance, 0).squareRoot())
+    }
 }

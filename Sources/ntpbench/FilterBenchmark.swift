@@ -56,7 +56,7 @@ func runFilterBenchmark(_ arguments: [String]) -> Int32 {
     let meanNanoseconds = Double(end - start) / Double(updates)
     print("ntpbench filter: FeedforwardClock.process at poll \(fixedDecimal(poll, 0)) s")
     print("windows (stamps): history \(windows.history), shift \(windows.shift), offset \(windows.offset), "
-          + "local period \(windows.localPeriod), warm-up \(windows.warmUp)")
+          + "warm-up \(windows.warmUp)")
     print("history fed first: \(history) stamps (\(fixedDecimal(Double(history) * poll / 86_400, 1)) days); "
           + "status after it: \(statusWords(afterHistory.status)); stamps rejected: \(rejected)")
     print("")

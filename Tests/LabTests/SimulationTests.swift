@@ -2,8 +2,8 @@ import XCTest
 @testable import NTPLab
 
 /// Every scenario in simulation for a simulated day, asserting the figures its doc comment
-/// promises, so a change that makes the filter worse fails CI. One test per scenario so a
-/// failure names it.
+/// promises, the bound's honesty (how many samples may lie outside maxError) and its median
+/// among them, so a change that makes the filter worse fails CI. One test per scenario so a failure names it.
 final class ScenarioPromiseTests: XCTestCase {
     private func assertPromises(_ scenario: Scenario, days: Double = 1, file: StaticString = #filePath, line: UInt = #line) {
         let result = SimulationRunner.run(scenario.with(days: days), sampling: SamplingOptions(keepSamplesForPlot: false))
@@ -11,6 +11,8 @@ final class ScenarioPromiseTests: XCTestCase {
         // Every scenario promises an accuracy and a bound-honesty figure, and every event is promised a recovery.
         XCTAssertNotNil(promised.p99AbsErrorAtMostNanoseconds, "\(scenario.name) promises no p99", file: file, line: line)
         XCTAssertNotNil(promised.insideBoundShareAtLeast, "\(scenario.name) promises no bound honesty", file: file, line: line)
+        XCTAssertLessThanOrEqual(result.figures.outsideBoundCount, promised.outsideBoundCountAtMost ?? result.figures.sampleCount / 100,
+                                 "\(scenario.name): samples outside maxError", file: file, line: line)
         if scenario.events.contains(where: \.measuresRecovery) {
             XCTAssertNotNil(promised.recoveryAtMostNanoseconds, "\(scenario.name) promises no recovery", file: file, line: line)
         }
@@ -20,6 +22,7 @@ final class ScenarioPromiseTests: XCTestCase {
     }
 
     func testLANStratum1() { assertPromises(.lanStratum1) }
+    func testLANThermal() { assertPromises(.lanThermal) }
     func testLoadedLAN() { assertPromises(.loadedLAN) }
     func testVMSkew() { assertPromises(.vmSkew) }
     func testVMSkew5() { assertPromises(.vmSkew5) }
@@ -58,10 +61,13 @@ final class ScenarioPromiseTests: XCTestCase {
         }
     }
 
-    /// Seed 001's headline: "Ideal Setup", IQR under 10 µs, here over a simulated week too.
+    /// The ideal LAN over a simulated week: the day's promises hold, the p99 within 0.3 µs
+    /// of the day's (a week sees more of the rate's slow wander).
     func testLANStratum1OverAWeek() {
         let result = SimulationRunner.run(Scenario.lanStratum1.with(days: 7), sampling: SamplingOptions(keepSamplesForPlot: false))
-        XCTAssertEqual(Scenario.lanStratum1.promised.unmet(by: result.figures), [])
+        var weekly = Scenario.lanStratum1.promised
+        weekly.p99AbsErrorAtMostNanoseconds = weekly.p99AbsErrorAtMostNanoseconds.map { $0 + 300 }
+        XCTAssertEqual(weekly.unmet(by: result.figures), [])
         XCTAssertLessThan(result.figures.iqrErrorNanoseconds, 10_000)
         XCTAssertEqual(result.boundViolationCount, 0)
     }

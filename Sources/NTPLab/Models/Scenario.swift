@@ -29,16 +29,25 @@ public struct PromisedFigures: Sendable, Equatable {
     /// Longest time for |error| to get back under the scenario's fixed settle threshold
     /// (`FigureOptions.settleThresholdNanoseconds`) after any of its events.
     public var settleAtMostNanoseconds: Int64? = nil
+    /// Samples with |error| > maxError: the bound must hold except where nothing can know
+    /// (the samples between a server step or a counter jump and the first stamp after it).
+    public var outsideBoundCountAtMost: Int? = nil
+    /// Median of the published maxError: a tighter estimate must not buy itself a looser bound.
+    public var medianMaxErrorAtMostNanoseconds: Int64? = nil
     public init() {}
 
     /// All promises at once, in microseconds (shares as fractions), for the scenario table.
-    static func micro(median: Int64? = nil, iqr: Int64? = nil, p99: Int64? = nil, max: Int64? = nil,
-                      inside: Double? = nil, recovery: Int64? = nil, settle: Int64? = nil) -> PromisedFigures {
+    static func micro(median: Double? = nil, iqr: Double? = nil, p99: Double? = nil, max: Double? = nil,
+                      inside: Double? = nil, outside: Int? = nil, bound: Double? = nil,
+                      recovery: Int64? = nil, settle: Int64? = nil) -> PromisedFigures {
+        func nanoseconds(_ micro: Double) -> Int64 { Int64((micro * 1_000).rounded()) }
         var p = PromisedFigures()
-        p.medianAbsErrorAtMostNanoseconds = median.map { $0 * Span.microsecond }
-        p.iqrAbsErrorAtMostNanoseconds = iqr.map { $0 * Span.microsecond }
-        p.p99AbsErrorAtMostNanoseconds = p99.map { $0 * Span.microsecond }
-        p.maxAbsErrorAtMostNanoseconds = max.map { $0 * Span.microsecond }
+        p.medianAbsErrorAtMostNanoseconds = median.map(nanoseconds)
+        p.iqrAbsErrorAtMostNanoseconds = iqr.map(nanoseconds)
+        p.p99AbsErrorAtMostNanoseconds = p99.map(nanoseconds)
+        p.maxAbsErrorAtMostNanoseconds = max.map(nanoseconds)
+        p.outsideBoundCountAtMost = outside
+        p.medianMaxErrorAtMostNanoseconds = bound.map(nanoseconds)
         p.insideBoundShareAtLeast = inside
         p.recoveryAtMostNanoseconds = recovery
         p.settleAtMostNanoseconds = settle
@@ -128,7 +137,7 @@ public struct Scenario: Sendable, Equatable {
         return Scenario(name: "lan-stratum1", summary: "stratum-1 server one LAN hop away, light load, poll 16 s",
                         source: "RADclock under Xen, ideal setup: stratum-1 on the LAN, 16 s polling, IQR 9.3 µs; DomU RTT 100–200 µs",
                         configuration: c,
-                        promised: .micro(median: 8, iqr: 6, p99: 15, max: 30, inside: 1))
+                        promised: .micro(median: 5.5, iqr: 1.0, p99: 6.7, max: 12, inside: 1, outside: 0, bound: 97.5))
     }()
 
     /// The lan-stratum1 network with an oscillator whose rate moves the way a real one does
@@ -147,7 +156,7 @@ public struct Scenario: Sendable, Equatable {
         return Scenario(name: "lan-thermal", summary: "lan-stratum1 with a 1 PPM daily and a 0.2 PPM 40-min rate cycle",
                         source: "real oscillators drift with temperature; an air-conditioned room cycles it",
                         configuration: c,
-                        promised: .micro(median: 12, iqr: 8, p99: 60, max: 90, inside: 1))
+                        promised: .micro(median: 5.5, iqr: 3.5, p99: 12.4, max: 20, inside: 1, outside: 0, bound: 105))
     }()
 
     /// A Xen guest (DomU) with some load, a variable poll and guests coming and going, where
@@ -176,7 +185,7 @@ public struct Scenario: Sendable, Equatable {
         return Scenario(name: "loaded-lan", summary: "the LAN with heavy bursty queueing both ways and multi-ms spikes",
                         source: "loaded Xen DomU with guest churn (ntpd ±5000 µs); RTT 100–200 µs with 4 guests",
                         configuration: c,
-                        promised: .micro(median: 8, p99: 30, max: 250, inside: 1))
+                        promised: .micro(median: 6, p99: 18, max: 96, inside: 1, outside: 0, bound: 130))
     }()
 
     /// A VMware guest that kept gaining two minutes for every ten minutes of wall-clock
@@ -197,7 +206,7 @@ public struct Scenario: Sendable, Equatable {
         return Scenario(name: "vm-skew", summary: "client counter runs 20% fast (2 min per 10 min)",
                         source: "VMware guest gaining two minutes for every ten minutes",
                         configuration: c,
-                        promised: .micro(median: 8, p99: 15, max: 400_000, inside: 1))
+                        promised: .micro(median: 5.5, iqr: 1.0, p99: 7.5, max: 400_000, inside: 1, outside: 0, bound: 97.5))
     }()
 
     /// Hyper-V guests whose time skewed by more than a few minutes in an hour, beyond
@@ -212,7 +221,7 @@ public struct Scenario: Sendable, Equatable {
         return Scenario(name: "vm-skew-5", summary: "client counter runs 5% fast (3 min per hour)",
                         source: "Hyper-V guest skew of more than a few minutes per hour; ntpd's 128 ms / 500 PPM limits",
                         configuration: c,
-                        promised: .micro(median: 8, p99: 15, max: 100_000, inside: 1))
+                        promised: .micro(median: 5.5, iqr: 1.0, p99: 7.0, max: 100_000, inside: 1, outside: 0, bound: 97.5))
     }()
 
     /// powernowd on the host scales the CPU's frequency as it sees fit, and a hosted guest's
@@ -288,7 +297,8 @@ public struct Scenario: Sendable, Equatable {
                         source: "Xen migration shock (250 µs), propolis TSC migration, KVM TSC after migration",
                         configuration: c,
                         events: [LabEvent(name: "migration", atNanoseconds: move.resumeNanoseconds)],
-                        promised: .micro(median: 15, p99: 25, inside: 0.999, recovery: 2 * Span.minute, settle: 2 * Span.minute))
+                        promised: .micro(median: 15, p99: 25, inside: 0.999, outside: 3, bound: 109.5,
+                                         recovery: 45 * Span.second, settle: 2 * Span.minute))
     }
 
     /// The migration scenario on a platform that signals it: the vmclock page's
@@ -338,7 +348,8 @@ public struct Scenario: Sendable, Equatable {
                         configuration: c,
                         events: [LabEvent(name: "outage-start", atNanoseconds: outage.startNanoseconds, measuresRecovery: false),
                                  LabEvent(name: "outage-end", atNanoseconds: outage.endNanoseconds)],
-                        promised: .micro(median: 8, p99: 150, max: 200, inside: 1, recovery: Span.minute, settle: Span.minute))
+                        promised: .micro(median: 6, p99: 30, max: 60, inside: 1, outside: 0, bound: 97.7,
+                                         recovery: Span.minute, settle: Span.minute))
     }()
 
     /// Level-shift handling (docs/feedforward.md §4): min RTT steps up by 0.5 ms at 12 h
@@ -365,7 +376,7 @@ public struct Scenario: Sendable, Equatable {
                         configuration: c,
                         events: [LabEvent(name: "shift-up", atNanoseconds: 12 * Span.hour),
                                  LabEvent(name: "shift-down", atNanoseconds: 18 * Span.hour)],
-                        promised: .micro(median: 8, p99: 40, max: 250, inside: 1, recovery: 35 * Span.minute))
+                        promised: .micro(median: 6, p99: 20, max: 130, inside: 1, outside: 0, bound: 99.6, recovery: 35 * Span.minute))
     }()
 
     /// After a disturbance a client must throw its history out. The server's time steps
@@ -392,7 +403,8 @@ public struct Scenario: Sendable, Equatable {
                         configuration: c,
                         events: [LabEvent(name: "server-step", atNanoseconds: 12 * Span.hour)],
                         reference: .server,
-                        promised: .micro(median: 8, p99: 15, inside: 0.999, recovery: 2 * Span.minute, settle: 2 * Span.minute))
+                        promised: .micro(median: 6, p99: 8.8, inside: 0.999, outside: 3, bound: 97.6,
+                                         recovery: 2 * Span.minute, settle: 2 * Span.minute))
     }()
 
     // MARK: - Shared parts

@@ -74,6 +74,12 @@ extension PromisedFigures {
         if let share = insideBoundShareAtLeast, figures.insideBoundShare < share {
             broken.append("inside maxError \(fixedDecimal(figures.insideBoundShare * 100, 3))% < \(fixedDecimal(share * 100, 3))%")
         }
+        if let limit = outsideBoundCountAtMost, figures.outsideBoundCount > limit {
+            broken.append("\(figures.outsideBoundCount) samples outside maxError > \(limit)")
+        }
+        if let limit = medianMaxErrorAtMostNanoseconds, figures.medianMaxErrorNanoseconds > Double(limit) {
+            broken.append("median maxError \(micro(figures.medianMaxErrorNanoseconds)) > \(micro(Double(limit)))")
+        }
         // Recoveries (back to the steady error) and settlings (under a fixed level) are the
         // same measurement with different thresholds: each must happen, and within its limit.
         func checkTimes(_ times: [Recovery], limit: Int64?, never: (Recovery) -> String, what: String) {
