@@ -297,7 +297,7 @@ public struct Scenario: Sendable, Equatable {
                         source: "Xen migration shock (250 µs), propolis TSC migration, KVM TSC after migration",
                         configuration: c,
                         events: [LabEvent(name: "migration", atNanoseconds: move.resumeNanoseconds)],
-                        promised: .micro(median: 15, p99: 25, inside: 0.999, outside: 3, bound: 109.5,
+                        promised: .micro(median: 15, p99: 25, inside: 0.999, outside: 4, bound: 109.5,
                                          recovery: 45 * Span.second, settle: 2 * Span.minute))
     }
 
