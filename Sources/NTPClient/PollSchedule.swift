@@ -7,6 +7,8 @@ public struct PollSchedule: Sendable, Equatable {
     public let burstIntervalSeconds: Double
     /// The exchange the current burst started at: 0, or where `restartBurst` put it.
     public private(set) var burstStartExchange = 0
+    /// True after `restartBurst`: the burst is followed by doubling intervals.
+    public private(set) var rampsAfterBurst = false
     private let initialBurstCount: Int
     /// 2^17 s (36 h): RFC 5905's largest poll exponent.
     public static let maximumPollSeconds: Double = 131_072
@@ -21,8 +23,15 @@ public struct PollSchedule: Sendable, Equatable {
     /// Seconds from exchange number `index` (0-based, counting every attempt, answered or not)
     /// to the next one. This is what the filter is told as `nextExchangeInSeconds`.
     public func secondsToNextExchange(after index: Int) -> Double {
-        index >= burstStartExchange && index + 1 < burstStartExchange + burstCount
-            ? min(burstIntervalSeconds, pollSeconds) : pollSeconds
+        if index >= burstStartExchange && index + 1 < burstStartExchange + burstCount {
+            return min(burstIntervalSeconds, pollSeconds)
+        }
+        let afterBurst = index - (burstStartExchange + burstCount - 1)
+        if rampsAfterBurst && afterBurst >= 0 {
+            let ramp = burstIntervalSeconds * Double(1 << min(afterBurst + 1, 30))
+            if ramp < pollSeconds { return ramp }
+        }
+        return pollSeconds
     }
 
     /// How long to wait for an answer: 1 s, but at most half the interval to the next exchange
@@ -33,14 +42,19 @@ public struct PollSchedule: Sendable, Equatable {
 
     /// A new burst from exchange `index` on: after a disruption of the counter the filter
     /// needs fresh stamps quickly to re-anchor (docs/published-clock.md, "Disruption").
+    /// After it the interval doubles from twice the burst spacing up to the poll, so the
+    /// new counter's rate is measured over a growing baseline before the gaps reach the poll
+    /// (in simulation at poll 64 s this halves the worst recovery after a migration).
     public mutating func restartBurst(atExchange index: Int) {
         burstStartExchange = index
         burstCount = initialBurstCount
+        rampsAfterBurst = true
     }
 
     /// RATE kiss: poll half as often, and end any start-up burst at once.
     public mutating func reducePollRate() {
         burstCount = 0
+        rampsAfterBurst = false
         pollSeconds = min(pollSeconds * 2, PollSchedule.maximumPollSeconds)
     }
 }

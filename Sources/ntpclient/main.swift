@@ -39,7 +39,7 @@ let tool = ToolDescription(
         .value("refclock-shm", "UNIT", "The same into the NTP SHM segment of UNIT (key 0x4e545030 + UNIT, mode 1,\nnanosecond fields) for ntpd, NTPsec or chronyd: refclock SHM UNIT (0 to 255)."),
         .value("vmclock", "PATH", "The vmclock page to watch for counter disruptions (live migration):\ndefault /dev/vmclock0 when it exists; 'off' to ignore it. A disruption\nmarks the clock unsynchronised at once and polls a new burst."),
         .flag("once", "SNTP mode, like ntpdig: 4 exchanges 0.5 s apart, print the offset and delay\nof the best one with an error bound; exit 1 if no valid answer came."),
-        .value("from", "PATH", "With 'now': the file written by --publish."),
+        .value("from", "PATH", "With 'now': the file written by --publish (waits up to 2 s for it to appear).\nExits 1 when its clock is stale, stopped, disrupted or unusable\n(docs/published-clock.md); C and Python readers: include/ffclock.h,\ncontrib/python/ffclock.py."),
         .value("server", "HOST[:PORT]", repeatable: true, "A server, as an option (for a configuration file: one 'server' line each);\nHOST arguments on the command line replace them."),
         .value("min-sources", "N", "Agreeing servers needed before the clock is synchronised\n(default: a majority of the servers given)."),
         .flag("sources", "With several servers, print every source's state after each round of\nexchanges, like 'chronyc sources' (JSON lines always carry it)."),

@@ -25,6 +25,21 @@ final class VMClockScenarioTests: XCTestCase {
         XCTAssertLessThanOrEqual(signalledRecovery, silentRecovery, table)
         print("migration vs migration-vmclock:\n\(table)")
     }
+
+    /// At a long poll the burst alone spans too little to pin the new rate between polls:
+    /// the ramp after it (4, 8, 16, 32 s) keeps recovery no slower than the silent migration's.
+    func testSignalledRecoveryIsNoSlowerAtOtherPollsAndSeeds() {
+        for (poll, seed) in [(4, UInt64(11)), (64, UInt64(5))] {
+            let signalled = SimulationRunner.run(Scenario.migrationVMClock.with(days: 0.6, seed: seed, pollSeconds: poll),
+                                                 sampling: SamplingOptions(keepSamplesForPlot: false))
+            let silent = SimulationRunner.run(Scenario.migration.with(days: 0.6, seed: seed, pollSeconds: poll),
+                                              sampling: SamplingOptions(keepSamplesForPlot: false))
+            let table = SimulationReport.table([silent, signalled])
+            XCTAssertEqual(signalled.boundViolationCount, 0, "poll \(poll): \(table)")
+            XCTAssertLessThanOrEqual(signalled.figures.recoveries.first?.recoveryNanoseconds ?? .max,
+                                     silent.figures.recoveries.first?.recoveryNanoseconds ?? .max, "poll \(poll): \(table)")
+        }
+    }
 }
 
 private extension ErrorSample {

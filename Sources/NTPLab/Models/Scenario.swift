@@ -306,13 +306,16 @@ public struct Scenario: Sendable, Equatable {
     /// discussion). Every reader compares the marker itself, so the first read after the
     /// resume already reports an infinite bound; the client notices within its 50 ms check
     /// interval, declares the event to the filter (unsynchronised, infinite bound), refuses
-    /// stamps from before it, polls a new 8-exchange burst 2 s apart and re-anchors on the
-    /// first post-resume stamp as a step whose rate the burst verifies
+    /// stamps from before it, polls a new 8-exchange burst 2 s apart, then 4, 8, 16, 32 s up
+    /// to the poll, and starts a new epoch on the first post-resume stamp
     /// (docs/published-clock.md, "Disruption"). No read happens inside the blackout (the
     /// guest is paused); the read at the resume instant is sampled.
     ///
     /// Promised: what `migration` promises, but every sample inside maxError, and recovery no
-    /// slower than `migration`'s 2 min.
+    /// slower than `migration`'s 2 min. Measured (seeds 5, 6, 7, 11 at polls 4, 16, 64 s):
+    /// 100% inside maxError (migration: 99.88–99.99%, the reads between the resume and the
+    /// first suspect stamps 2.5 s off inside a 100 µs bound); |error| < 50 µs 2.1 s after the
+    /// resume (migration: 8.5 s at poll 4, 44.5 s at 16, 2.3 min at 64); recovery 2.1–6.1 s.
     public static let migrationVMClock: Scenario = migratingWithVMClock(at: 12 * Span.hour)
 
     /// `migrating(at:)` with the platform signalling the disruption.

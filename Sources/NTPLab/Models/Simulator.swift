@@ -62,10 +62,19 @@ public struct SimulationConfiguration: Sendable, Equatable {
     }
 
     /// The post-disruption burst's sends (true time): `startupBurstCount` exchanges
-    /// `startupBurstSpacingNanoseconds` apart from the moment the client noticed.
+    /// `startupBurstSpacingNanoseconds` apart from the moment the client noticed, then
+    /// doubling intervals up to the poll, as the client's `PollSchedule.restartBurst` does.
     public var disruptionBurstNanoseconds: [Int64] {
         guard let first = disruptionNoticedNanoseconds else { return [] }
-        return (0..<max(0, startupBurstCount)).map { first + Int64($0) * startupBurstSpacingNanoseconds }
+        var sends = (0..<max(0, startupBurstCount)).map { first + Int64($0) * startupBurstSpacingNanoseconds }
+        // Then the interval doubles up to the poll, so the new rate is measured over a
+        // growing baseline before the gaps reach the poll.
+        var interval = startupBurstSpacingNanoseconds * 2
+        while interval < pollNanoseconds, let last = sends.last {
+            sends.append(last + interval)
+            interval *= 2
+        }
+        return sends
     }
 
     /// True send time of the k-th scheduled exchange (before blackouts are skipped).

@@ -160,9 +160,10 @@ public enum SimulationRunner {
                               rootDelayNanoseconds: header.rootDelayNanoseconds,
                               rootDispersionNanoseconds: header.rootDispersionNanoseconds)
             noticeDisruption(upTo: exchange.trueNanosecondsAtTa)
-            let inDisruptionBurst = burstSends.count > 1 && exchange.trueNanosecondsAtTa >= burstSends[0]
-                && exchange.trueNanosecondsAtTa < burstSends[burstSends.count - 1]
-            let next = exchange.trueNanosecondsAtTa < burstEnd || inDisruptionBurst ? burstSpacingSeconds : pollSeconds
+            var next = exchange.trueNanosecondsAtTa < burstEnd ? burstSpacingSeconds : pollSeconds
+            if let i = burstSends.firstIndex(of: exchange.trueNanosecondsAtTa), i + 1 < burstSends.count {
+                next = Double(burstSends[i + 1] - burstSends[i]) / 1e9
+            }
             switch clock.process(stamp, nextExchangeInSeconds: next) {
             case .accepted:
                 accepted += 1
