@@ -13,6 +13,15 @@
 ///   a small step toward the stamp, so it settles where half the checks are early and half
 ///   late, and one preempted send cannot drag it.
 ///
+/// The further a prediction extrapolates, the more it errs: the time to send one datagram
+/// varies (the receiver's wake-up, softirq work, preemption). So the model also sets how
+/// many datagrams one send call may carry: after every `windowChecks` checks it halves that
+/// number if more than `windowMissesAllowed` missed the budget, and adds one if none did,
+/// between 1 and the configured maximum. It settles where well under 1 % of the checks
+/// miss, so the budget holds at p99, with as few send calls as the host allows: measured on a busy
+/// 2-core loopback host under full load, checks beyond 5 µs were 0.2–0.4 % with one
+/// datagram per call, 0.3–0.8 % with 2, 1.5–7 % with 4, 8–16 % with 16 and 14–26 % with 64.
+///
 /// Pure values in, values out; one per worker.
 public struct DepartureModel: Sendable, Equatable {
     /// Predicted gap between consecutive datagrams of one send call.
@@ -21,6 +30,16 @@ public struct DepartureModel: Sendable, Equatable {
     public private(set) var leadNanoseconds: Int64
     /// A claim further than this from the kernel's TX stamp is a miss.
     public let budgetNanoseconds: Int64
+    /// How many datagrams one send call may carry now (1 ... `maximumDatagramsPerSend`).
+    public private(set) var datagramsPerSend: Int
+    public let maximumDatagramsPerSend: Int
+    private var windowCheckCount = 0
+    private var windowMissCount = 0
+
+    /// Checks per adjustment of `datagramsPerSend`.
+    static let windowChecks = 256
+    /// Misses in a window that still keep `datagramsPerSend` (1 of 256 ≈ 0.4 %).
+    static let windowMissesAllowed = 1
 
     /// How far one check moves `lead` (a median tracker's step).
     static let leadStepNanoseconds: Int64 = 20
@@ -29,8 +48,11 @@ public struct DepartureModel: Sendable, Equatable {
     /// A send call slower than this per datagram was preempted: not a spacing sample.
     static let spacingLimitNanoseconds: Int64 = 20_000
 
-    public init(budgetNanoseconds: Int64, spacingNanoseconds: Int64 = 1_000, leadNanoseconds: Int64 = 500) {
+    public init(budgetNanoseconds: Int64, maximumDatagramsPerSend: Int = 16, spacingNanoseconds: Int64 = 1_000,
+                leadNanoseconds: Int64 = 500) {
         self.budgetNanoseconds = budgetNanoseconds
+        self.maximumDatagramsPerSend = max(1, maximumDatagramsPerSend)
+        datagramsPerSend = max(1, min(2, maximumDatagramsPerSend))
         self.spacingNanoseconds = spacingNanoseconds
         self.leadNanoseconds = leadNanoseconds
     }
@@ -64,7 +86,8 @@ public struct DepartureModel: Sendable, Equatable {
     }
 
     /// A checked response claimed `claimedUnixNanoseconds` and the kernel stamped it leaving
-    /// at `departedUnixNanoseconds`: classifies the error and moves `lead` toward it.
+    /// at `departedUnixNanoseconds`: classifies the error, moves `lead` toward it, and at the
+    /// end of a window of checks adjusts `datagramsPerSend`.
     @inline(__always)
     public mutating func observeCheck(claimedUnixNanoseconds: Int64, departedUnixNanoseconds: Int64) -> CheckResult {
         let error = departedUnixNanoseconds &- claimedUnixNanoseconds
@@ -73,8 +96,18 @@ public struct DepartureModel: Sendable, Equatable {
         } else if error < 0 {
             leadNanoseconds = max(leadNanoseconds &- DepartureModel.leadStepNanoseconds, 0)
         }
-        if error > budgetNanoseconds { return .early }
-        if error < -budgetNanoseconds { return .late }
-        return .withinBudget
+        let result: CheckResult = error > budgetNanoseconds ? .early : (error < -budgetNanoseconds ? .late : .withinBudget)
+        windowCheckCount += 1
+        if result != .withinBudget { windowMissCount += 1 }
+        if windowCheckCount == DepartureModel.windowChecks {
+            if windowMissCount > DepartureModel.windowMissesAllowed {
+                datagramsPerSend = max(1, datagramsPerSend / 2)
+            } else if windowMissCount == 0 {
+                datagramsPerSend = min(maximumDatagramsPerSend, datagramsPerSend + 1)
+            }
+            windowCheckCount = 0
+            windowMissCount = 0
+        }
+        return result
     }
 }

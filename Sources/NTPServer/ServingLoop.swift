@@ -17,15 +17,10 @@ public struct ServerConfiguration: Sendable {
     /// Datagrams per recvmmsg.
     public var batchSize: Int
     /// Datagrams per sendmmsg at most. Each call's datagrams leave one after another, so the
-    /// last leaves (datagrams − 1) × the per-datagram send time after the clock read, and
-    /// the prediction (`DepartureModel`) errs more the further it extrapolates: the time
-    /// to send one datagram varies (wake-ups of the receiver, softirq work, preemption).
-    /// Measured on loopback under full load, checks beyond a 5 µs budget: 0.2–0.4 % with 1
-    /// datagram per call, 0.3–0.8 % with 2, 1.5–7 % with 4, 8–16 % with 16, 14–26 % with
-    /// 64, with no throughput difference the host could resolve (the kernel's delivery, not
-    /// the syscall, dominates). 2 keeps checks under 1 % (the budget holds at p99) and half
-    /// the send calls of sending each datagram alone.
-    public var datagramsPerSend: Int
+    /// last leaves (datagrams − 1) × the per-datagram send time after the clock read; the
+    /// worker sends fewer per call (down to 1) while its transmit-time checks miss the
+    /// budget (`DepartureModel.datagramsPerSend`).
+    public var maximumDatagramsPerSend: Int
     /// How far a basic-mode response's transmit timestamp may be from the real departure
     /// (the kernel's TX stamp) before it counts as a miss (`ServerCounters.transmitEarlyMisses`).
     public var transmitBudgetNanoseconds: Int64
@@ -36,9 +31,9 @@ public struct ServerConfiguration: Sendable {
 
     public init(listenAddresses: [SocketAddress], threads: Int = 1, identity: ServerState.Identity = .init(),
                 rateLimit: RateLimit? = .standard, interleaved: Bool = true, clientTableCapacity: Int = 65_536,
-                batchSize: Int = 64, datagramsPerSend: Int = 2, transmitBudgetNanoseconds: Int64 = 5_000,
+                batchSize: Int = 64, maximumDatagramsPerSend: Int = 16, transmitBudgetNanoseconds: Int64 = 5_000,
                 transmitCheckInterval: Int = 64) {
-        self.datagramsPerSend = datagramsPerSend
+        self.maximumDatagramsPerSend = maximumDatagramsPerSend
         self.transmitBudgetNanoseconds = transmitBudgetNanoseconds
         self.transmitCheckInterval = transmitCheckInterval
         self.listenAddresses = listenAddresses
@@ -207,7 +202,6 @@ final class Worker: @unchecked Sendable {
     /// `core.state` as of the last refresh, for readers on other threads.
     let publishedState: Mutex<ServerState>
     let transmitStampsAvailable: Bool
-    let datagramsPerSend: Int
     let transmitCheckInterval: Int
     /// The transmit-time model and the countdown to the next check, behind a pointer: the
     /// packet path updates them for every response, and a class's stored `var` would cost a
@@ -222,11 +216,11 @@ final class Worker: @unchecked Sendable {
         publishedState = Mutex(core.state)
         self.identity = identity
         self.wakeup = wakeup
-        datagramsPerSend = min(max(1, configuration.datagramsPerSend), batchSize)
         transmitCheckInterval = max(0, configuration.transmitCheckInterval)
         transmitState = .allocate(capacity: 1)
         transmitState.initialize(to: TransmitState(
-            departures: DepartureModel(budgetNanoseconds: configuration.transmitBudgetNanoseconds),
+            departures: DepartureModel(budgetNanoseconds: configuration.transmitBudgetNanoseconds,
+                                       maximumDatagramsPerSend: min(max(1, configuration.maximumDatagramsPerSend), batchSize)),
             untilNextCheck: transmitCheckInterval))
         receiveBatch = ReceiveBatch(capacity: batchSize, bufferSize: 2048)
         sendBatch = SendBatch(capacity: batchSize, bufferSize: NTPResponder.responseLength)
@@ -334,7 +328,7 @@ final class Worker: @unchecked Sendable {
                                                receive: outcome.receiveTimestamp, claimedTransmitUnixNanoseconds: 0)
             }
             sendBatch.commit(length: outcome.length, to: source, requestingTransmitTimestamp: interleavedStamp || check)
-            if sendBatch.count >= datagramsPerSend { sendResponses(socketIndex: socketIndex) }
+            if sendBatch.count >= transmitState.pointee.departures.datagramsPerSend { sendResponses(socketIndex: socketIndex) }
         }
         if sendBatch.count > 0 { sendResponses(socketIndex: socketIndex) }
     }

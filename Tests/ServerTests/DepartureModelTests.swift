@@ -35,4 +35,26 @@ final class DepartureModelTests: XCTestCase {
         XCTAssertEqual(early, 20, "only the preempted checks miss")
         XCTAssertEqual(model.observeCheck(claimedUnixNanoseconds: 10_000, departedUnixNanoseconds: 0), .late)
     }
+
+    /// Send calls carry fewer datagrams while checks miss the budget, and more (up to the
+    /// maximum) while none do.
+    func testDatagramsPerSendFollowTheMissRate() {
+        var model = DepartureModel(budgetNanoseconds: 5_000, maximumDatagramsPerSend: 16, spacingNanoseconds: 1_000, leadNanoseconds: 0)
+        XCTAssertEqual(model.datagramsPerSend, 2)
+        func window(missEvery: Int) {
+            for i in 0..<DepartureModel.windowChecks {
+                let error: Int64 = missEvery > 0 && i % missEvery == 0 ? 50_000 : 0
+                _ = model.observeCheck(claimedUnixNanoseconds: 1_000_000 + model.leadNanoseconds,
+                                       departedUnixNanoseconds: 1_000_000 + error)
+            }
+        }
+        for _ in 0..<30 { window(missEvery: 0) }
+        XCTAssertEqual(model.datagramsPerSend, 16, "no misses: grows to the maximum and stays there")
+        window(missEvery: 32)
+        XCTAssertEqual(model.datagramsPerSend, 8, "4 misses in a window: halves")
+        window(missEvery: 300)
+        XCTAssertEqual(model.datagramsPerSend, 8, "one miss in a window: keeps")
+        for _ in 0..<6 { window(missEvery: 10) }
+        XCTAssertEqual(model.datagramsPerSend, 1, "never below one datagram per call")
+    }
 }
