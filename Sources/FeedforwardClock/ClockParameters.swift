@@ -3,10 +3,15 @@ public struct ClockStatus: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    /// No estimate the filter can vouch for: before the first few stamps, while stamps
-    /// disagree with the estimate (a suspected clock event), and until a re-seed has settled.
+    /// Not synchronised: the published bound is more than twice what the path allows (the
+    /// best stamp's RTT/2 plus the server's error plus the timestamp noise), or the epoch has
+    /// fewer than four stamps, or stamps disagree with the estimate (a suspected clock event)
+    /// (docs/feedforward.md §8.4). Without this bit a reader may rely on the time within
+    /// `maxError`, and `maxError` is as small as this path allows.
     public static let unsynchronised = ClockStatus(rawValue: 1 << 0)
-    /// The current epoch is still in warm-up (§3): the period comes from far/near windows.
+    /// Not yet synchronised because the epoch is young: p̂ still comes from the warm-up's
+    /// far/near windows (docs/feedforward.md §3, §5). Set only together with `unsynchronised`;
+    /// the estimate is often good long before warm-up ends, and then neither is set.
     public static let warmUp = ClockStatus(rawValue: 1 << 1)
     /// No stamp for 10 polls (§7). Set by the filter on the stamp that ends such a gap and
     /// by `ClockParameters.status(atCounter:)` while the gap lasts.
@@ -189,9 +194,19 @@ extension ClockParameters {
     /// The published status plus `starving` when no stamp came for 10 polls (§7).
     @inlinable public func status(atCounter counter: Int64) -> ClockStatus {
         var result = status
-        let poll = nextStampExpectedCounter &- lastStampCounter
-        if poll > 0, counter &- lastStampCounter > 10 &* poll { result.insert(.starving) }
+        if isStarving(atCounter: counter) { result.insert(.starving) }
         return result
+    }
+
+    /// Polls without a stamp after which the clock is `starving` (docs/feedforward.md §7).
+    public static let starvingPolls: Int64 = 10
+
+    /// The one definition of starving: more than `starvingPolls` of the interval the client
+    /// announced for its next exchange have passed since the last stamp. The filter asks it of
+    /// the previous parameters when a stamp ends a gap; readers ask it while the gap lasts.
+    @inlinable public func isStarving(atCounter counter: Int64) -> Bool {
+        let poll = nextStampExpectedCounter &- lastStampCounter
+        return poll > 0 && counter &- lastStampCounter > ClockParameters.starvingPolls &* poll
     }
 
     /// p̂'s statistical error in PPM, for output.

@@ -54,8 +54,6 @@ public struct FeedforwardConfiguration: Sendable, Equatable {
     /// halves for every further such period. Six hours: far above an erratic clock's dwell
     /// times (minutes), short enough that a one-off migration stops costing within a day.
     public var rateJumpMemorySeconds: Double
-    /// A gap of this many polls without a stamp is `starving` (§7).
-    public var starvingPolls: Double
     /// p̂ pair candidates: a stamp more than this many `timestampNoiseNanoseconds` above the
     /// minimum RTT is not used (§5, RADclock's Ep = 3·TS).
     public var periodPointErrorNoises: Double
@@ -98,7 +96,6 @@ public struct FeedforwardConfiguration: Sendable, Equatable {
                 stampsBeforeSynchronised: Int = 4,
                 synchronisedBoundFactor: Double = 2,
                 rateJumpMemorySeconds: Double = 21_600,
-                starvingPolls: Double = 10,
                 periodPointErrorNoises: Double = 3,
                 periodQualityLimitPPM: Double = 0.1,
                 periodSanityLimitPPM: Double = 1.5,
@@ -125,7 +122,6 @@ public struct FeedforwardConfiguration: Sendable, Equatable {
         self.stampsBeforeSynchronised = stampsBeforeSynchronised
         self.synchronisedBoundFactor = synchronisedBoundFactor
         self.rateJumpMemorySeconds = rateJumpMemorySeconds
-        self.starvingPolls = starvingPolls
         self.periodPointErrorNoises = periodPointErrorNoises
         self.periodQualityLimitPPM = periodQualityLimitPPM
         self.periodSanityLimitPPM = periodSanityLimitPPM
@@ -367,8 +363,7 @@ public struct FeedforwardClock: Sendable {
             kNanoseconds = stamp.tb      // C(Ta0) = Tb0 (§1)
             kFraction = 0
         } else {
-            let gapNanoseconds = period * Double(stamp.tf - lastTf)
-            if gapNanoseconds > configuration.starvingPolls * configuration.pollPeriodSeconds * 1e9 { status.insert(.starving) }
+            if parameters.isStarving(atCounter: stamp.tf) { status.insert(.starving) }
         }
         let delayHalf = stamp.rootDelayNanoseconds / 2
         ring[slot(index)] = StoredStamp(
@@ -424,13 +419,14 @@ public struct FeedforwardClock: Sendable {
         parameters.maxErrorNanoseconds = .infinity
     }
 
-    /// §2: refuse what cannot be a real exchange before it touches any estimate.
+    /// §2: refuse what cannot be a real exchange before it touches any estimate. The server's
+    /// side (zero or reversed server timestamps, an unsynchronised server) is the response
+    /// validation's job before a stamp is made (RFC 5905 §8); what only the counter history
+    /// can show is checked here.
     private func rejection(of s: Stamp) -> StampRejection? {
-        if s.ta == 0 || s.tb == 0 || s.te == 0 || s.tf == 0 { return .zeroTimestamp }
-        if s.leap == 3 || s.stratum == 0 || s.stratum >= 16 { return .serverUnsynchronised }
+        if s.ta == 0 || s.tf == 0 { return .zeroTimestamp }
         if s.rootDelayNanoseconds < 0 || s.rootDispersionNanoseconds < 0 { return .negativeRootDelayOrDispersion }
         if s.tf < s.ta { return .responseBeforeRequest }
-        if s.te < s.tb { return .serverTransmitBeforeReceive }
         if s.tf - s.ta < configuration.counterResolutionTicks { return .roundTripBelowResolution }
         if hasLast {
             if s.tb == lastTb && s.te == lastTe { return .duplicate }
@@ -1072,11 +1068,18 @@ public struct FeedforwardClock: Sendable {
         }
         published += Double(current.serverErrorNanoseconds)
 
+        // §8.4: synchronised once the hard bound is within `synchronisedBoundFactor` of what the
+        // path itself allows (the best stamp's RTT/2, the server's own error, the timestamp
+        // noise): the estimate's own uncertainty is then no larger than the path's. Warm-up is
+        // reported only while it still matters, before that.
         let epochCount = i - epochStart + 1
-        if pendingCount > 0 || epochCount < configuration.stampsBeforeSynchronised || !thetaValid {
+        let pathFloorNanoseconds = period * Double(rttHat) / 2 + Double(current.serverErrorNanoseconds)
+            + configuration.timestampNoiseNanoseconds
+        if pendingCount > 0 || epochCount < configuration.stampsBeforeSynchronised || !thetaValid
+            || !(published <= configuration.synchronisedBoundFactor * pathFloorNanoseconds) {
             status.insert(.unsynchronised)
+            if inWarmUp { status.insert(.warmUp) }
         }
-        if inWarmUp { status.insert(.warmUp) }
 
         // Rebase C at this stamp so counter deltas stay small (§1).
         let shift = period * Double(now - counterOrigin) + kFraction

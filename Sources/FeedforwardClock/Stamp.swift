@@ -43,21 +43,17 @@ public enum StampRejection: UInt8, Sendable, Equatable, CustomStringConvertible 
     case counterNotIncreasing
     case duplicate
     case responseBeforeRequest
-    case serverTransmitBeforeReceive
     case roundTripBelowResolution
-    case serverUnsynchronised
     case negativeRootDelayOrDispersion
     case beforeDisruption
 
     public var description: String {
         switch self {
-        case .zeroTimestamp: return "a timestamp is zero: the exchange is incomplete, drop it"
+        case .zeroTimestamp: return "a counter reading is zero: the exchange is incomplete, drop it"
         case .counterNotIncreasing: return "Ta is not after the previous stamp's Ta: the counter went backwards or the stamp is stale"
         case .duplicate: return "the server timestamps repeat the previous stamp's: a replayed or duplicated response"
         case .responseBeforeRequest: return "Tf is before Ta: the RX and TX counter readings are inconsistent"
-        case .serverTransmitBeforeReceive: return "the server's transmit time is before its receive time: the server's timestamps are broken"
         case .roundTripBelowResolution: return "the round trip is below the counter's resolution: the timestamps cannot be real"
-        case .serverUnsynchronised: return "the server is unsynchronised (leap 3, stratum 0 or 16+): do not use it for the clock"
         case .negativeRootDelayOrDispersion: return "the server reports a negative root delay or dispersion"
         case .beforeDisruption: return "the exchange began before the platform disrupted the counter (live migration): its counter readings belong to the old counter"
         }

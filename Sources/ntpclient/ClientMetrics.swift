@@ -85,8 +85,7 @@ func clientMetricFamilies(_ snapshot: ClientMetricsSnapshot) -> [MetricFamily] {
 /// Short label values for the filter's refusals.
 private let stampRejectionNames: [(StampRejection, String)] = [
     (.zeroTimestamp, "zero-timestamp"), (.counterNotIncreasing, "counter-not-increasing"), (.duplicate, "duplicate"),
-    (.responseBeforeRequest, "response-before-request"), (.serverTransmitBeforeReceive, "server-transmit-before-receive"),
-    (.roundTripBelowResolution, "round-trip-below-resolution"), (.serverUnsynchronised, "server-unsynchronised"),
+    (.responseBeforeRequest, "response-before-request"), (.roundTripBelowResolution, "round-trip-below-resolution"),
     (.negativeRootDelayOrDispersion, "negative-root-delay-or-dispersion"),
 ]
 

@@ -32,6 +32,7 @@ let tool = ToolDescription(
     """,
     options: [
         .value("poll", "SECONDS", "Seconds between exchanges after the start-up burst of 8 exchanges\n2 s apart (default 16; 1 to 131072). A RATE kiss doubles it."),
+        .value("timestamp-noise", "MICROSECONDS", "How far a quiet exchange's RTT lies above the path's minimum\n(default 5: kernel timestamps on a LAN; 0.5 to 10000). Raise it to 20-50\nwhen timestamps are taken in user space, and to the RTT's usual spread\n(100-1000) for a server several routed hops away: too small a value\nholds the offset on good exchanges and mistakes queueing for route\nchanges (docs/feedforward.md §6)."),
         .value("count", "N", "Stop after N exchanges: exit 0 if the clock is synchronised, 1 otherwise.\nWith 'now': print N readings (default 1)."),
         .flag("json", "JSON lines instead of text; units are in the key names."),
         .value("publish", "PATH", "After every update write the clock parameters to PATH (memory-mapped,\nsequence-locked) for 'ntpclient now --from PATH' and PublishedClockReader."),
@@ -196,11 +197,13 @@ func runOnce(_ serverText: String) -> Never {
 
 func runPolling(_ serverTexts: [String]) -> Never {
     let poll: Double
+    let timestampNoiseMicroseconds: Double
     let count: Int?
     let sharedMemoryUnit: Int?
     let minimumSources: Int
     do {
         poll = try options.decimal("poll", default: 16, in: 1...PollSchedule.maximumPollSeconds)
+        timestampNoiseMicroseconds = try options.decimal("timestamp-noise", default: 5, in: 0.5...10_000)
         count = options.has("count") ? try options.integer("count", default: 1, in: 1...Int(Int32.max)) : nil
         minimumSources = try options.integer("min-sources", default: CombinedClock.majority(of: serverTexts.count),
                                              in: 1...serverTexts.count)
@@ -221,7 +224,8 @@ func runPolling(_ serverTexts: [String]) -> Never {
         runner = try ClientRunner(servers: servers, pollSeconds: poll, publishPath: options.string("publish"),
                                   refclockSocketPath: options.string("refclock-sock"),
                                   refclockSharedMemoryUnit: sharedMemoryUnit, vmclockPath: vmclockPath,
-                                  minimumSources: minimumSources)
+                                  minimumSources: minimumSources,
+                                  configuration: FeedforwardConfiguration(timestampNoiseNanoseconds: timestampNoiseMicroseconds * 1_000))
     } catch {
         fail("\(error)")
     }

@@ -71,6 +71,20 @@ final class FeedforwardClockTests: XCTestCase {
         }
     }
 
+    // §8.4: at poll 1 s the warm-up lasts 480 stamps, but the estimate is good within a minute
+    // or two; the status says so as soon as the bound is within twice what the path allows.
+    func testStatusSaysSynchronisedBeforeWarmUpEnds() {
+        var s = Scenario(poll: 1, path: PathSimulator(rate: 1 + 20e-6, seed: 7))
+        s.run(200)
+        assertHonest(s)
+        let p = s.last.parameters
+        XCTAssertLessThan(p.stampCount, Int64(s.clock.windows.warmUp), "still in warm-up")
+        XCTAssertFalse(p.status.contains(.unsynchronised), "\(p.status.words), bound \(p.maxErrorNanoseconds) ns")
+        XCTAssertFalse(p.status.contains(.warmUp), "warm-up is reported only while it keeps the clock unsynchronised")
+        XCTAssertLessThanOrEqual(p.maxErrorNanoseconds, 2 * (p.minimumRTTNanoseconds / 2 + 5_000))
+        XCTAssertTrue(s.observations[1].parameters.status.isSuperset(of: [.unsynchronised, .warmUp]))
+    }
+
     // §6 sanity gate: the very first exchange meets a 3 ms queue on its way back (a cold
     // relay or server), so θ̂ is seeded 1.5 ms off while that RTT is still the minimum. Later
     // stamps prove a better offset; the gate must not keep them out because θ̂ moved > 500 µs.
@@ -183,23 +197,16 @@ final class FeedforwardClockTests: XCTestCase {
             XCTAssertEqual(clock.parameters, before, line: line)
         }
         var next = Stamp(ta: 17_000_000_000, tb: 1_700_000_016_000_000_000, te: 1_700_000_016_000_010_000, tf: 17_000_050_000)
-        var zero = next; zero.tb = 0
+        var zero = next; zero.ta = 0
         check(zero, .zeroTimestamp)
         var reversed = next; reversed.tf = next.ta - 1
         check(reversed, .responseBeforeRequest)
-        var serverReversed = next; serverReversed.te = next.tb - 1
-        check(serverReversed, .serverTransmitBeforeReceive)
         var instant = next; instant.tf = next.ta
         check(instant, .roundTripBelowResolution)
         var duplicate = next; duplicate.tb = good.tb; duplicate.te = good.te
         check(duplicate, .duplicate)
         var backwards = next; backwards.ta = good.ta; backwards.tf = good.ta + 50_000
         check(backwards, .counterNotIncreasing)
-        var unsynchronised = next; unsynchronised.leap = 3
-        check(unsynchronised, .serverUnsynchronised)
-        next.stratum = 16
-        check(next, .serverUnsynchronised)
-        next.stratum = 1
         XCTAssertEqual(clock.process(next), .accepted)
         XCTAssertEqual(clock.parameters.stampCount, 2)
     }

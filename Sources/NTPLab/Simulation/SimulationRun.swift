@@ -155,6 +155,14 @@ public enum SimulationRunner {
             let arrival = exchange.trueNanosecondsAtTf
             sampleBetween(until: arrival)
             let header = exchange.header
+            // The client's response validation refuses an unsynchronised server before a
+            // stamp is made (RFC 5905 §8); the filter only ever sees valid stamps.
+            if header.leap == 3 || header.stratum == 0 || header.stratum >= 16 || exchange.te < exchange.tb {
+                rejected += 1
+                sample(at: arrival)
+                previousSampleTime = arrival
+                continue
+            }
             let stamp = Stamp(ta: exchange.ta, tb: exchange.tb, te: exchange.te, tf: exchange.tf,
                               stratum: header.stratum, referenceID: header.referenceID, leap: header.leap,
                               rootDelayNanoseconds: header.rootDelayNanoseconds,
