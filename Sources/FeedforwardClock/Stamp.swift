@@ -38,7 +38,7 @@ public struct Stamp: Sendable, Equatable {
 }
 
 /// Why a stamp was refused before the algorithm saw it (feedforward-spec §2).
-public enum StampRejection: UInt8, Sendable, Equatable, CustomStringConvertible {
+public enum StampRejection: UInt8, Sendable, Equatable, CaseIterable, CustomStringConvertible {
     case zeroTimestamp
     case counterNotIncreasing
     case duplicate

@@ -213,7 +213,7 @@ public func validateResponse(_ bytes: UnsafeRawBufferPointer, from source: Socke
 public struct ClientCounters: Sendable, Equatable {
     public private(set) var responses = [Int](repeating: 0, count: ResponseRejectionKind.allCases.count)
     /// Stamps the filter refused (docs/feedforward.md §2), by `StampRejection.rawValue`.
-    public private(set) var stamps = [Int](repeating: 0, count: 8)
+    public private(set) var stamps = [Int](repeating: 0, count: StampRejection.allCases.count)
     public private(set) var timeouts = 0
     /// Exchanges where the kernel gave no TX (or RX) stamp and a user-space read stood in.
     public private(set) var userSpaceTransmitStamps = 0

@@ -72,8 +72,8 @@ func clientMetricFamilies(_ snapshot: ClientMetricsSnapshot) -> [MetricFamily] {
                      samples: ResponseRejectionKind.allCases.map { .init(Double(counters.count($0)), labels: serverLabel + [("reason", $0.name)]) }),
         MetricFamily("ntpclient_stamps_rejected_total", .counter,
                      help: "Valid answers whose stamp the filter refused, by reason, count.",
-                     samples: stampRejectionNames.map { .init(Double(counters.stamps.indices.contains(Int($0.0.rawValue)) ? counters.stamps[Int($0.0.rawValue)] : 0),
-                                                             labels: serverLabel + [("reason", $0.1)]) }),
+                     samples: StampRejection.allCases.map { .init(Double(counters.stamps[Int($0.rawValue)]),
+                                                                  labels: serverLabel + [("reason", stampRejectionLabel($0))]) }),
         MetricFamily("ntpclient_kisses_received_total", .counter,
                      help: "Kiss-o'-death answers received, by code (RFC 5905 §7.4; 'other' for codes without a meaning here), count.",
                      samples: [("RATE", ResponseRejectionKind.kissRate), ("DENY", .kissDeny), ("RSTR", .kissRestrict), ("other", .kissOther)]
@@ -82,12 +82,19 @@ func clientMetricFamilies(_ snapshot: ClientMetricsSnapshot) -> [MetricFamily] {
     return families
 }
 
-/// Short label values for the filter's refusals.
-private let stampRejectionNames: [(StampRejection, String)] = [
-    (.zeroTimestamp, "zero-timestamp"), (.counterNotIncreasing, "counter-not-increasing"), (.duplicate, "duplicate"),
-    (.responseBeforeRequest, "response-before-request"), (.roundTripBelowResolution, "round-trip-below-resolution"),
-    (.negativeRootDelayOrDispersion, "negative-root-delay-or-dispersion"),
-]
+/// Short label values for the filter's refusals. A switch, so a new refusal cannot go
+/// unexported: the compiler asks for its label.
+private func stampRejectionLabel(_ rejection: StampRejection) -> String {
+    switch rejection {
+    case .zeroTimestamp: return "zero-timestamp"
+    case .counterNotIncreasing: return "counter-not-increasing"
+    case .duplicate: return "duplicate"
+    case .responseBeforeRequest: return "response-before-request"
+    case .roundTripBelowResolution: return "round-trip-below-resolution"
+    case .negativeRootDelayOrDispersion: return "negative-root-delay-or-dispersion"
+    case .beforeDisruption: return "before-disruption"
+    }
+}
 
 /// With several servers, each source's own state after the last exchange, labelled by the
 /// server as given: the selection's view (RFC 5905 §11.2.1 style intersection of hard bounds).

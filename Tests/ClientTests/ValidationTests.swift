@@ -200,6 +200,17 @@ final class ValidationTests: XCTestCase {
         XCTAssertNil(rejectionKind(verdict(encoded(responseHeader(), extraBytes: 20))))
     }
 
+    func testCountersHoldEveryKindOfStampRefusal() {
+        // A refusal added to the filter must have a counter slot: recording each one once
+        // counts it once and logs it once.
+        var counters = ClientCounters()
+        for rejection in StampRejection.allCases {
+            XCTAssertTrue(counters.record(rejection), "\(rejection)")
+            XCTAssertFalse(counters.record(rejection), "\(rejection)")
+        }
+        XCTAssertEqual(counters.stamps, [Int](repeating: 2, count: StampRejection.allCases.count))
+    }
+
     func testCountersLogEachKindOnce() {
         var counters = ClientCounters()
         XCTAssertTrue(counters.record(.bogusOrigin(.zero)))
