@@ -70,9 +70,9 @@ final class AddressInUseTests: XCTestCase {
         """.write(to: config, atomically: true, encoding: .utf8)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: chronyd)
-        process.arguments = ["-x", "-d", "-u", "root", "-f", config.path]
+        process.arguments = ["-x", "-d"] + ServerInteropTests.chronydUserArguments + ["-f", config.path]
         let log = directory.appendingPathComponent("chronyd.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: log.path, contents: nil), "cannot create \(log.path)")
         process.standardOutput = try FileHandle(forWritingTo: log)
         process.standardError = process.standardOutput
         try process.run()

@@ -26,6 +26,31 @@ final class ServerInteropTests: XCTestCase {
             process.standardOutput = output
             process.standardError = output
             try process.run()
+            if wrapper.isEmpty { try waitUntilBound() }
+        }
+
+        /// Waits until the kernel lists a UDP socket on `port` (a debug build on a loaded
+        /// machine takes seconds to start, and a test's first exchange must not race that),
+        /// watching /proc/net/udp{,6} so no datagram reaches the server's counters. A server
+        /// that exits first fails the test with what it printed.
+        func waitUntilBound(timeoutSeconds: Double = 30) throws {
+            let portHex = String(format: ":%04X ", port)
+            let deadline = Date().addingTimeInterval(timeoutSeconds)
+            while Date() < deadline {
+                for table in ["/proc/net/udp", "/proc/net/udp6"] {
+                    let text = (try? String(contentsOfFile: table, encoding: .utf8)) ?? ""
+                    // Column 2 is local_address as HEXADDR:HEXPORT.
+                    if text.split(separator: "\n").dropFirst().contains(where: { line in
+                        line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.map { "\($0) ".hasSuffix(portHex) } ?? false
+                    }) { return }
+                }
+                if !process.isRunning {
+                    let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                    throw ExitedEarly(message: "stratumd exited with status \(process.terminationStatus) before binding port \(port): \(printed)")
+                }
+                usleep(20_000)
+            }
+            XCTFail("stratumd did not bind UDP port \(port) within \(timeoutSeconds) s")
         }
 
         /// SIGINT, wait, and return everything it printed.
@@ -34,6 +59,8 @@ final class ServerInteropTests: XCTestCase {
             process.waitUntilExit()
             return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         }
+
+        struct ExitedEarly: Error, CustomStringConvertible { let message: String; var description: String { message } }
 
         static func counter(_ name: String, in text: String) -> Int? {
             guard let line = text.split(separator: "\n").last(where: { $0.hasPrefix("counters:") }) else { return nil }
@@ -63,6 +90,11 @@ final class ServerInteropTests: XCTestCase {
     }
 
     /// A high port unique to this process and test.
+    /// chronyd keeps root when the tests are root (-u root: it must not switch to a system
+    /// user that cannot read the test's files), and as an ordinary user it is told it is one
+    /// (-U), since it refuses to start unprivileged otherwise.
+    static var chronydUserArguments: [String] { getuid() == 0 ? ["-u", "root"] : ["-U"] }
+
     static func port(_ offset: Int) -> UInt16 { UInt16(30_000 + Int(getpid()) % 9_000 * 3 + offset) }
 
     static func temporaryDirectory() throws -> URL {
@@ -175,7 +207,7 @@ final class ServerInteropTests: XCTestCase {
         // refuses to start as an ordinary user ("Fatal error : Not superuser") unless told
         // with -U not to check; -x needs no privilege, and kernel RX/TX stamps (SO_TIMESTAMPING,
         // which interleaved mode relies on) work unprivileged, so the test runs as any user.
-        let privilege = getuid() == 0 ? ["-u", "root"] : ["-U"]
+        let privilege = Self.chronydUserArguments
         let chronydRun = try Self.run(chronyd, ["-x", "-d"] + privilege + ["-f", config.path], timeoutSeconds: 6)
         let output = server.stop()
         if chronydRun.output.contains("Not superuser") {

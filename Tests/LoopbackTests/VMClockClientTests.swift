@@ -34,7 +34,7 @@ final class VMClockClientTests: XCTestCase {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: path)
             process.arguments = arguments
-            FileManager.default.createFile(atPath: log, contents: nil)
+            XCTAssertTrue(FileManager.default.createFile(atPath: log, contents: nil), "cannot create \(log)")
             let handle = FileHandle(forWritingAtPath: log)
             process.standardOutput = handle
             process.standardError = handle
