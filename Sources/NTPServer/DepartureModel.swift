@@ -11,7 +11,10 @@
 /// - `lead` is the time from the clock read to the first departure, tracked as the median
 ///   error of a sample of responses whose kernel TX stamp is read back: each check moves it
 ///   a small step toward the stamp, so it settles where half the checks are early and half
-///   late, and one preempted send cannot drag it.
+///   late, and one preempted send cannot drag it. The first send after the worker slept
+///   has its own lead (`leadAfterWakeNanoseconds`): its path through the kernel is cold,
+///   and on an otherwise idle host it was measured to leave 6–24 µs after the clock read
+///   where a send among others leaves within about 1 µs.
 ///
 /// The further a prediction extrapolates, the more it errs: the time to send one datagram
 /// varies (the receiver's wake-up, softirq work, preemption). So the model also sets how
@@ -28,6 +31,8 @@ public struct DepartureModel: Sendable, Equatable {
     public private(set) var spacingNanoseconds: Int64
     /// Predicted time from the clock read to the first datagram's departure.
     public private(set) var leadNanoseconds: Int64
+    /// The same for the first send call after the worker slept.
+    public private(set) var leadAfterWakeNanoseconds: Int64
     /// A claim further than this from the kernel's TX stamp is a miss.
     public let budgetNanoseconds: Int64
     /// How many datagrams one send call may carry now (1 ... `maximumDatagramsPerSend`).
@@ -43,6 +48,8 @@ public struct DepartureModel: Sendable, Equatable {
 
     /// How far one check moves `lead` (a median tracker's step).
     static let leadStepNanoseconds: Int64 = 20
+    /// The step for `leadAfterWakeNanoseconds`, whose checks come at the rate of wake-ups.
+    static let leadAfterWakeStepNanoseconds: Int64 = 200
     /// `lead` stays within 0 ... this: beyond it the send path itself is broken, not slow.
     static let leadLimitNanoseconds: Int64 = 50_000
     /// A send call slower than this per datagram was preempted: not a spacing sample.
@@ -55,13 +62,14 @@ public struct DepartureModel: Sendable, Equatable {
         datagramsPerSend = max(1, min(2, maximumDatagramsPerSend))
         self.spacingNanoseconds = spacingNanoseconds
         self.leadNanoseconds = leadNanoseconds
+        leadAfterWakeNanoseconds = leadNanoseconds
     }
 
     /// Nanoseconds after the clock read that datagram `slot` (0-based) of a send call is
-    /// predicted to leave.
+    /// predicted to leave; `afterWake` for the first call after the worker slept.
     @inline(__always)
-    public func departureOffsetNanoseconds(slot: Int) -> Int64 {
-        leadNanoseconds &+ Int64(slot) &* spacingNanoseconds
+    public func departureOffsetNanoseconds(slot: Int, afterWake: Bool = false) -> Int64 {
+        (afterWake ? leadAfterWakeNanoseconds : leadNanoseconds) &+ Int64(slot) &* spacingNanoseconds
     }
 
     /// One send call of `datagrams` took `durationNanoseconds` from the clock read before it
@@ -86,17 +94,20 @@ public struct DepartureModel: Sendable, Equatable {
     }
 
     /// A checked response claimed `claimedUnixNanoseconds` and the kernel stamped it leaving
-    /// at `departedUnixNanoseconds`: classifies the error, moves `lead` toward it, and at the
-    /// end of a window of checks adjusts `datagramsPerSend`.
+    /// at `departedUnixNanoseconds`: classifies the error, moves the lead it was claimed with
+    /// toward it, and at the end of a window of checks among other sends (not after a wake:
+    /// the size of a call does not make those late) adjusts `datagramsPerSend`.
     @inline(__always)
-    public mutating func observeCheck(claimedUnixNanoseconds: Int64, departedUnixNanoseconds: Int64) -> CheckResult {
+    public mutating func observeCheck(claimedUnixNanoseconds: Int64, departedUnixNanoseconds: Int64,
+                                      afterWake: Bool = false) -> CheckResult {
         let error = departedUnixNanoseconds &- claimedUnixNanoseconds
-        if error > 0 {
-            leadNanoseconds = min(leadNanoseconds &+ DepartureModel.leadStepNanoseconds, DepartureModel.leadLimitNanoseconds)
-        } else if error < 0 {
-            leadNanoseconds = max(leadNanoseconds &- DepartureModel.leadStepNanoseconds, 0)
-        }
         let result: CheckResult = error > budgetNanoseconds ? .early : (error < -budgetNanoseconds ? .late : .withinBudget)
+        if afterWake {
+            leadAfterWakeNanoseconds = DepartureModel.track(leadAfterWakeNanoseconds, error: error,
+                                                            step: DepartureModel.leadAfterWakeStepNanoseconds)
+            return result
+        }
+        leadNanoseconds = DepartureModel.track(leadNanoseconds, error: error, step: DepartureModel.leadStepNanoseconds)
         windowCheckCount += 1
         if result != .withinBudget { windowMissCount += 1 }
         if windowCheckCount == DepartureModel.windowChecks {
@@ -109,5 +120,13 @@ public struct DepartureModel: Sendable, Equatable {
             windowMissCount = 0
         }
         return result
+    }
+
+    /// One step of a median tracker, kept within 0 ... `leadLimitNanoseconds`.
+    @inline(__always)
+    static func track(_ lead: Int64, error: Int64, step: Int64) -> Int64 {
+        if error > 0 { return min(lead &+ step, leadLimitNanoseconds) }
+        if error < 0 { return max(lead &- step, 0) }
+        return lead
     }
 }

@@ -171,6 +171,8 @@ struct PendingStamp {
     var slot: Int32 = -1
     var receive: UInt64 = 0
     var claimedTransmitUnixNanoseconds: Int64 = 0
+    /// Claimed with the lead of the first send after a wake.
+    var afterWake = false
 }
 
 /// The worker's transmit-time state (see `Worker.transmitState`).
@@ -178,6 +180,11 @@ struct TransmitState {
     var departures: DepartureModel
     /// Basic responses left until the next one is checked against its TX stamp.
     var untilNextCheck: Int
+    /// When the last check was chosen (monotonic): at light load a check is also taken
+    /// every `checkIntervalNanoseconds`, so the lead after a wake is learnt at any rate.
+    var lastCheckMonotonicNanoseconds: Int64 = 0
+    /// The worker has slept since its last send.
+    var afterWake = true
 }
 
 /// One worker: its sockets, batch, core and counters; everything allocated in `init`.
@@ -193,6 +200,8 @@ final class Worker: @unchecked Sendable {
     let transmitPatch: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     let slotStamp: UnsafeMutablePointer<PendingStamp>
     static let ringSize = 4096
+    /// At least one check this often while responses flow (see `TransmitState`).
+    static let checkIntervalNanoseconds: Int64 = 10_000_000
     /// Per socket: a ring of pending TX stamps indexed by key, and the count pending.
     let rings: UnsafeMutablePointer<PendingStamp>
     let pendingStamps: UnsafeMutablePointer<Int>
@@ -283,6 +292,7 @@ final class Worker: @unchecked Sendable {
                 // Idle: sleep until a datagram, a TX stamp, the wakeup, or the next refresh.
                 let waitMilliseconds = Int32(clamping: max(1, (nextRefresh &- now) / 1_000_000))
                 pollSet.wait(count: sockets.count + 1, timeoutMilliseconds: waitMilliseconds)
+                transmitState.pointee.afterWake = true
                 if pollSet.isReadable(sockets.count) { break }
                 for index in 0..<sockets.count where pollSet.hasErrorQueue(index) {
                     drainTransmitStamps(socketIndex: index)
@@ -315,9 +325,11 @@ final class Worker: @unchecked Sendable {
             var check = false
             if outcome.needsTransmitPatch && transmitCheckInterval > 0 {
                 transmitState.pointee.untilNextCheck -= 1
-                if transmitState.pointee.untilNextCheck <= 0 {
+                if transmitState.pointee.untilNextCheck <= 0
+                    || now &- transmitState.pointee.lastCheckMonotonicNanoseconds >= Worker.checkIntervalNanoseconds {
                     check = true
                     transmitState.pointee.untilNextCheck = transmitCheckInterval
+                    transmitState.pointee.lastCheckMonotonicNanoseconds = now
                 }
             }
             transmitPatch[slot] = outcome.needsTransmitPatch ? buffer.baseAddress : nil
@@ -341,15 +353,18 @@ final class Worker: @unchecked Sendable {
         let socket = sockets[socketIndex]
         let filled = sendBatch.count
         let departures = transmitState.pointee.departures
+        let afterWake = transmitState.pointee.afterWake
+        transmitState.pointee.afterWake = false
         let clockRead = realtimeNanoseconds()
-        let base = NTPTimestamp(unixNanoseconds: clockRead &+ departures.leadNanoseconds).rawValue
+        let base = NTPTimestamp(unixNanoseconds: clockRead &+ departures.departureOffsetNanoseconds(slot: 0, afterWake: afterWake)).rawValue
         // The spacing in NTP fraction units (2^-32 s), so each slot costs one multiply-add.
         let spacingFraction = UInt64(departures.spacingNanoseconds) << 32 / 1_000_000_000
         for slot in 0..<filled {
             if let response = transmitPatch[slot] {
                 NTPResponder.patchTransmitTimestamp(NTPTimestamp(rawValue: base &+ UInt64(slot) &* spacingFraction), in: response)
                 if sendBatch.requestsTransmitTimestamp(at: slot) {
-                    slotStamp[slot].claimedTransmitUnixNanoseconds = clockRead &+ departures.departureOffsetNanoseconds(slot: slot)
+                    slotStamp[slot].claimedTransmitUnixNanoseconds = clockRead &+ departures.departureOffsetNanoseconds(slot: slot, afterWake: afterWake)
+                    slotStamp[slot].afterWake = afterWake
                 }
             } else if sendBatch.requestsTransmitTimestamp(at: slot) {
                 slotStamp[slot].claimedTransmitUnixNanoseconds = 0
@@ -386,7 +401,8 @@ final class Worker: @unchecked Sendable {
             if meta.id == stamp.id && meta.claimedTransmitUnixNanoseconds != 0 {
                 core.counters.transmitChecks &+= 1
                 switch transmitState.pointee.departures.observeCheck(claimedUnixNanoseconds: meta.claimedTransmitUnixNanoseconds,
-                                               departedUnixNanoseconds: stamp.realtimeNanoseconds) {
+                                                                     departedUnixNanoseconds: stamp.realtimeNanoseconds,
+                                                                     afterWake: meta.afterWake) {
                 case .withinBudget: break
                 case .early: core.counters.transmitEarlyMisses &+= 1
                 case .late: core.counters.transmitLateMisses &+= 1

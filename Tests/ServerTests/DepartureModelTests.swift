@@ -57,4 +57,19 @@ final class DepartureModelTests: XCTestCase {
         for _ in 0..<6 { window(missEvery: 10) }
         XCTAssertEqual(model.datagramsPerSend, 1, "never below one datagram per call")
     }
+
+    /// The first send after a wake learns its own, longer lead, and its checks leave the
+    /// lead of sends among others and the size of send calls alone.
+    func testLeadAfterWakeIsLearntSeparately() {
+        var model = DepartureModel(budgetNanoseconds: 5_000, maximumDatagramsPerSend: 16, spacingNanoseconds: 1_000, leadNanoseconds: 500)
+        let sizeBefore = model.datagramsPerSend
+        for _ in 0..<200 {
+            let claimed = 1_000_000 + model.departureOffsetNanoseconds(slot: 0, afterWake: true)
+            _ = model.observeCheck(claimedUnixNanoseconds: claimed, departedUnixNanoseconds: 1_000_000 + 18_000, afterWake: true)
+        }
+        XCTAssertEqual(Double(model.leadAfterWakeNanoseconds), 18_000, accuracy: 400)
+        XCTAssertEqual(model.leadNanoseconds, 500)
+        XCTAssertEqual(model.datagramsPerSend, sizeBefore)
+        XCTAssertEqual(model.departureOffsetNanoseconds(slot: 2, afterWake: true) - model.departureOffsetNanoseconds(slot: 0, afterWake: true), 2_000)
+    }
 }
