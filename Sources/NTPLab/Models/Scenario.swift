@@ -315,7 +315,10 @@ public struct Scenario: Sendable, Equatable {
     /// slower than `migration`'s 2 min. Measured (seeds 5, 6, 7, 11 at polls 4, 16, 64 s):
     /// 100% inside maxError (migration: 99.88–99.99%, the reads between the resume and the
     /// first suspect stamps 2.5 s off inside a 100 µs bound); |error| < 50 µs 2.1 s after the
-    /// resume (migration: 8.5 s at poll 4, 44.5 s at 16, 2.3 min at 64); recovery 2.1–6.1 s.
+    /// resume (migration: 8.5 s at poll 4, 44.5 s at 16, 2.3 min at 64). The recovery figure
+    /// (twice the steady p99, about 12 µs) is 2.1 s–1.5 min at polls 4 and 16 and up to 1.6 h
+    /// at poll 64 (seed 7): after either migration the residual error is the new path's
+    /// invisible +10 µs asymmetry bias, which hovers at that threshold.
     public static let migrationVMClock: Scenario = migratingWithVMClock(at: 12 * Span.hour)
 
     /// `migrating(at:)` with the platform signalling the disruption.
