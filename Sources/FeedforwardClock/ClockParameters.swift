@@ -1,4 +1,4 @@
-/// Status bits published with every update (feedforward-spec §7 and §8).
+/// Status bits published with every update (docs/feedforward.md §7 and §8).
 public struct ClockStatus: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
@@ -56,7 +56,7 @@ public struct ClockStatus: OptionSet, Sendable, Hashable {
     public var words: [String] { ClockStatus.names.filter { contains($0.0) }.map { $0.1 } }
 }
 
-/// How far a reader may trust published parameters (feedforward-spec §7).
+/// How far a reader may trust published parameters (docs/feedforward.md §7).
 public enum ClockFreshness: Sendable, Equatable {
     /// Before the next stamp is due.
     case fresh
@@ -71,7 +71,7 @@ public enum ClockFreshness: Sendable, Equatable {
 /// A plain value of fixed-size fields, so it can be copied into shared memory as is.
 /// Rebased at each update so that `counter − counterOrigin` stays small:
 /// `Ca(T) = timeAtOriginNanoseconds + timeAtOriginFraction + localPeriod·1e9·(T − counterOrigin)`,
-/// which is the spec's `p̂·T + K − θ̂` at the last stamp, extrapolated from there at the local
+/// which is `p̂·T + K − θ̂` at the last stamp (docs/feedforward.md §1), extrapolated from there at the local
 /// rate as RADclock's reader does (§5: θ̂ drifts at p̂_local − p̂ between stamps), with the
 /// whole nanoseconds kept in an Int64 so that every published time resolves 1 ns (§1).
 /// The difference clock Cd stays on `period`.
@@ -82,14 +82,15 @@ public struct ClockParameters: Sendable, Equatable {
     public var timeAtOriginNanoseconds: Int64
     /// Sub-nanosecond part of Ca at `counterOrigin`, in [0, 1).
     public var timeAtOriginFraction: Double
-    /// p̂: seconds per counter tick (nominally 1e-9).
+    /// p̂ in seconds per counter tick (nominally 1e-9); the filter works in ns per tick.
     public var period: Double
     /// Statistical relative error of p̂ (§5: perr / p̂), dimensionless.
     public var periodError: Double
     /// Hard relative bound on the error of p̂ from its defining stamp pair (§8.2), dimensionless.
     public var periodErrorBound: Double
-    /// p̂_local: seconds per tick over the local-period windows (§5) once it has passed its
-    /// quality and sanity gates, else p̂. Ca extrapolates from `counterOrigin` at this rate.
+    /// p̂_local in seconds per tick: p̂ corrected by the slope of the chosen offset fit (§6)
+    /// once it has passed its quality and jump gates, else p̂. Ca extrapolates from
+    /// `counterOrigin` at this rate.
     public var localPeriod: Double
     /// θ̂ in nanoseconds: the uncorrected clock C minus the server's time (positive: C ahead).
     public var offsetNanoseconds: Double

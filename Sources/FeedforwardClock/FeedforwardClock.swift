@@ -137,7 +137,7 @@ public struct FeedforwardConfiguration: Sendable, Equatable {
     }
 }
 
-/// Window sizes in stamps (feedforward-spec §3).
+/// Window sizes in stamps (docs/feedforward.md §3).
 public struct FeedforwardWindows: Sendable, Equatable {
     /// 7 days of stamps: forgetting and reference renewal work in halves of it (§4, §5).
     public let history: Int
@@ -156,65 +156,17 @@ public struct FeedforwardWindows: Sendable, Equatable {
     }
 }
 
-/// The feedforward clock estimator (feedforward-spec §1–§8): stamps in, `ClockParameters` out.
+/// The feedforward clock estimator (docs/feedforward.md §1–§8): stamps in, `ClockParameters` out.
 ///
 /// Pure and deterministic: no clock reads, no I/O. All buffers are allocated in `init`;
 /// `process` allocates nothing as long as this value is not copied while in use.
 ///
-/// Choices the spec leaves open, by section:
-/// - §1 The counter origin and K are rebased to each stamp's Tf, so p̂ changes are
-///   continuous at T_prev for free; K is whole ns plus a Double fraction.
-///   Naive offsets are recomputed from the raw stamps with the current p̂ and K, so a rate
-///   seeded late (±50%) does not leave stale offsets behind.
-/// - §2 Duplicate: the server's (Tb, Te) equal the previous stamp's. A server reporting
-///   leap 3 or stratum 0/16+ is rejected outright.
-/// - §4 Forgetting in generations of history/2 stamps: RTThat is the minimum over the
-///   current and the previous generation, so it reflects the last 3.5–7 days.
-/// - §5 Warm-up pair estimates replace p̂ only if their hard bound is no worse, or if they
-///   are inconsistent with p̂ beyond both bounds (new evidence after a clock event). Full
-///   phase reference: the far-window best at warm-up end, then renewed at each generation
-///   boundary with the previous generation's lowest-point-error stamp once older than one
-///   generation. The local-period sanity gate compares with the previous p̂_local.
-/// - §6 θ̂'s sanity gap is the time since θ̂ last moved. Stamps with quality warnings or
-///   under suspicion (§8) get no weight.
-/// - §8.1 A stamp is *suspect* when its hard offset interval (θ_j ± RTT/2) is disjoint from
-///   θ̂ ± the hard bound: impossible unless the clock, the counter or the server moved.
-///   When `eventStampCount` consecutive suspects agree, under a new rate fitted to them
-///   (rate event: the fit is resolved from p̂, or the suspects share no offset under p̂ but do
-///   under the fit) or under p̂ (step), a new epoch starts from the first suspect: windows,
-///   warm-up and reference restart there; a rate event also resets p̂ and RTThat (RTT in
-///   ticks changed meaning). θ̂'s whole ns are folded into K at each re-seed. A step-only
-///   event (after warm-up) keeps p̂, its error, p̂_local and the full phase: a step moves
-///   offsets, not rates. Only pairs must not straddle the step, so the reference becomes the
-///   best post-step stamp (re-chosen while a better one arrives within a warm-up's length), and
-///   the local-period windows refill from the step while the old p̂_local stays in use; once
-///   two near-window widths have passed, p̂_local is refreshed from the best stamp of the
-///   epoch's first window to the near window's (same gates) until the far window is full.
-///   A step leaves the rate *unverified*: a migration moves to another host's counter, so a
-///   step and a rate change come together, and at short polls the suspects span a few seconds,
-///   too little to resolve tens of PPM against their RTTs. Each later stamp consistent with
-///   the estimate, paired with the best post-event stamp, bounds the true period r by
-///   |ΔS − r·ΔT| ≤ r·(RTT_a + RTT_b)/2 (midpoints; the server stamps lie between Ta and Tf).
-///   When p̂ falls outside the intersection of those intervals (beyond p̂'s hard bound and
-///   `rateWanderBound`), a rate change is declared from the step on; once the intersection
-///   is within ±`rateWanderBound` the old rate is verified.
-/// - §8.2 maxError = min over the offset window of |θ̂ − θ_j| + RTT_j/2 + δ·age_j, plus the
-///   last stamp's rootDelay/2 + rootDispersion; δ = hard bound of p̂ + |p̂_local/p̂ − 1| +
-///   `rateWanderBound`, plus, while the rate is unverified after a step, the farthest rate
-///   the post-event stamps still allow. While suspects are pending it also covers each of them.
-///   The published growth rate (`maxErrorGrowthRate`, what readers age the bound with between
-///   stamps) is δ plus the larger of: the rate the pending suspects imply (one suspect:
-///   `maximumRateError`, since a rate change late in the gap explains any disagreement with
-///   any rate, so nothing smaller is honest; two or more: the pair fit between the first and
-///   newest, plus its bound), and the size of rate jumps observed recently (rate events, local-period sanity
-///   failures), held for `rateJumpMemorySeconds` then halving per such period. Capped at
-///   `maximumRateError`. Event detection keeps using δ alone, so a large allowance never hides
-///   a disagreeing stamp.
-/// - §1/§5 Readers extrapolate Ca from the last stamp at p̂_local (RADclock's reader does so
-///   too): published `localPeriod` is p̂_local once it has passed its quality and sanity
-///   gates, p̂ before. Cd stays on p̂.
-/// - §8.4 Synchronised once the epoch holds `stampsBeforeSynchronised` stamps and no
-///   suspect is pending.
+/// One update, in order: the counter checks (§2), the minimum RTT and level shifts (§4),
+/// clock-event detection (§8.1), the long-term period p̂ (§5), the offset θ̂ and local rate
+/// p̂_local from weighted local polynomial fits chosen by intersecting confidence intervals
+/// (§6), then the hard bound, the status and publication (§7, §8.2, §8.4). Units: inside the
+/// filter p̂ and p̂_local are nanoseconds per tick (`periodNanosecondsPerTick`); published in
+/// `ClockParameters` they are seconds per tick.
 public struct FeedforwardClock: Sendable {
     public let configuration: FeedforwardConfiguration
     public let windows: FeedforwardWindows
@@ -256,10 +208,10 @@ public struct FeedforwardClock: Sendable {
     private var kNanoseconds: Int64 = 0
     private var kFraction: Double = 0
     /// p̂ in nanoseconds per tick.
-    private var period: Double = 1
+    private var periodNanosecondsPerTick: Double = 1
     private var periodError: Double = 0.5
     private var periodErrorBound: Double = 0.5
-    private var localPeriod: Double = 1
+    private var localPeriodNanosecondsPerTick: Double = 1
     private var localPeriodValid = false
     private var theta: Double = 0
     private var thetaValid = false
@@ -448,7 +400,7 @@ public struct FeedforwardClock: Sendable {
         shiftMinimum.push(index: i, key: rtt)
         shiftMinimum.dropBefore(i - windows.shift + 1)
         if !inWarmUp, position >= windows.shift - 1, let windowMinimum = shiftMinimum.minimumKey,
-           period * Double(windowMinimum - rttHat) > shiftThresholdNanoseconds {
+           periodNanosecondsPerTick * Double(windowMinimum - rttHat) > shiftThresholdNanoseconds {
             // Upward shift: the whole shift window lies above the old minimum.
             rttHat = windowMinimum
             rttMinimumCurrentGeneration = windowMinimum
@@ -478,7 +430,7 @@ public struct FeedforwardClock: Sendable {
         let stamp = ring[slot(i)]
         guard thetaValid, hasLast, !stamp.qualityWarning, consistentBound.isFinite else { return }
         let delta = rateBound
-        let predicted = consistentBound + delta * period * Double(stamp.tf - lastTf)
+        let predicted = consistentBound + delta * periodNanosecondsPerTick * Double(stamp.tf - lastTf)
         let spread = halfWidth(stamp.rtt, delta)
         if abs(naiveOffset(stamp) - theta) <= predicted + spread {
             pendingCount = 0
@@ -497,16 +449,16 @@ public struct FeedforwardClock: Sendable {
         guard pendingCount >= configuration.eventStampCount, pendingCount >= 2 else { return }
 
         let first = ring[slot(pending[0])]
-        let agreeUnderPeriod = pendingAgree(period: period, slack: delta)
+        let agreeUnderPeriod = pendingAgree(period: periodNanosecondsPerTick, slack: delta)
         if let fitted = pairPeriod(first, stamp) {
             // A rate event when the fitted rate is resolved from p̂, and also when the suspects
             // cannot share one offset under p̂ but can under their fitted rate: at short polls
             // three stamps span too little time to resolve a rate change by the pair bound,
             // yet already rule p̂ out.
-            let moved = abs(fitted.period / period - 1) > fitted.bound + delta
+            let moved = abs(fitted.period / periodNanosecondsPerTick - 1) > fitted.bound + delta
             if (moved || !agreeUnderPeriod)
                 && pendingAgree(period: fitted.period, slack: fitted.bound + rateWanderBound) {
-                noteRateJump(fitted.period / period, at: stamp.tf)
+                noteRateJump(fitted.period / periodNanosecondsPerTick, at: stamp.tf)
                 restartEpoch(from: pending[0], upTo: i, rateChanged: true)
                 status.insert(.rateChange)
                 return
@@ -547,18 +499,18 @@ public struct FeedforwardClock: Sendable {
     /// is no wider than ±`rateWanderBound`.
     private mutating func verifyRate(with stamp: StoredStamp, status: inout ClockStatus) {
         narrowVerifiedPeriod(verifyAnchor, stamp)
-        let slack = period * (periodErrorBound + rateWanderBound)
-        if verifyLow > verifyHigh || period < verifyLow - slack || period > verifyHigh + slack {
+        let slack = periodNanosecondsPerTick * (periodErrorBound + rateWanderBound)
+        if verifyLow > verifyHigh || periodNanosecondsPerTick < verifyLow - slack || periodNanosecondsPerTick > verifyHigh + slack {
             let measured = verifyLow <= verifyHigh ? (verifyLow + verifyHigh) / 2
-                : pairPeriod(verifyAnchor, stamp)?.period ?? period
+                : pairPeriod(verifyAnchor, stamp)?.period ?? periodNanosecondsPerTick
             rateUnverified = false
-            noteRateJump(measured / period, at: stamp.tf)
+            noteRateJump(measured / periodNanosecondsPerTick, at: stamp.tf)
             // From the step, or (a far server verifying for hours) from as far back as the ring holds.
             restartEpoch(from: max(epochStart, stamp.index - windows.warmUp + 1), upTo: stamp.index, rateChanged: true)
             status.insert(.rateChange)
             return
         }
-        if verifyHigh - verifyLow <= 2 * period * rateWanderBound { rateUnverified = false }
+        if verifyHigh - verifyLow <= 2 * periodNanosecondsPerTick * rateWanderBound { rateUnverified = false }
     }
 
     /// Intersects the verification interval with what one post-event pair allows: under a
@@ -580,7 +532,7 @@ public struct FeedforwardClock: Sendable {
     /// stamps so far (relative), 0 once verified.
     private var unverifiedRate: Double {
         guard rateUnverified else { return 0 }
-        return max(verifyHigh / period - 1, 1 - verifyLow / period, 0)
+        return max(verifyHigh / periodNanosecondsPerTick - 1, 1 - verifyLow / periodNanosecondsPerTick, 0)
     }
 
     /// Start a new epoch at stamp `start` (the first post-event stamp).
@@ -590,8 +542,8 @@ public struct FeedforwardClock: Sendable {
         if rateUnverified {
             // A step leaves the rate unverified: anchor the check on the best post-event
             // stamp and start from what the event's own stamps allow.
-            verifyLow = period * (1 - configuration.maximumRateErrorFraction)
-            verifyHigh = period * (1 + configuration.maximumRateErrorFraction)
+            verifyLow = periodNanosecondsPerTick * (1 - configuration.maximumRateErrorFraction)
+            verifyHigh = periodNanosecondsPerTick * (1 + configuration.maximumRateErrorFraction)
             verifyAnchor = .none
             for j in start...i {
                 let s = ring[slot(j)]
@@ -672,7 +624,7 @@ public struct FeedforwardClock: Sendable {
                 let far = ring[slot(warmFarBest)]
                 let nearStamp = ring[slot(near)]
                 if let pair = pairPeriod(far, nearStamp) {
-                    let inconsistent = abs(pair.period / period - 1) > pair.bound + periodErrorBound + rateWanderBound
+                    let inconsistent = abs(pair.period / periodNanosecondsPerTick - 1) > pair.bound + periodErrorBound + rateWanderBound
                     if pair.bound <= periodErrorBound || inconsistent {
                         let spread = Double(far.rtt - rttHat) + Double(nearStamp.rtt - rttHat)
                         setPeriod(pair.period)
@@ -696,13 +648,13 @@ public struct FeedforwardClock: Sendable {
             reference = stamp    // a better anchor on this side of a step
             return
         }
-        let pointError = period * Double(stamp.rtt - stamp.rttHat)
+        let pointError = periodNanosecondsPerTick * Double(stamp.rtt - stamp.rttHat)
         guard pointError < periodPointErrorLimitNanoseconds, let pair = pairPeriod(reference, stamp) else { return }
-        let referenceError = period * Double(reference.rtt - reference.rttHat)
+        let referenceError = periodNanosecondsPerTick * Double(reference.rtt - reference.rttHat)
         let candidateError = (abs(pointError) + abs(referenceError)
-                              + period * Double(abs(rttHat - reference.rttHat))) / Double(stamp.tb - reference.tb)
+                              + periodNanosecondsPerTick * Double(abs(rttHat - reference.rttHat))) / Double(stamp.tb - reference.tb)
         guard candidateError < periodError || candidateError < periodQualityLimit else { return }
-        if abs(pair.period / period - 1) > periodSanityLimit {
+        if abs(pair.period / periodNanosecondsPerTick - 1) > periodSanityLimit {
             status.insert(.periodSanity)
             return
         }
@@ -716,7 +668,7 @@ public struct FeedforwardClock: Sendable {
         inWarmUp = false
         if warmFarBest >= 0 { reference = ring[slot(warmFarBest)] }
         let ts = configuration.timestampNoiseNanoseconds
-        farServer = period * Double(rttHat) >= configuration.farServerRTTNanoseconds
+        farServer = periodNanosecondsPerTick * Double(rttHat) >= configuration.farServerRTTNanoseconds
         shiftThresholdNanoseconds = (farServer ? configuration.levelShiftFarServerNoises : configuration.levelShiftNoises) * ts
     }
 
@@ -730,8 +682,8 @@ public struct FeedforwardClock: Sendable {
 
     /// p̂ changes keep C continuous at the counter origin, which is T_prev (§1).
     private mutating func setPeriod(_ newPeriod: Double) {
-        period = newPeriod
-        if !localPeriodValid { localPeriod = newPeriod }
+        periodNanosecondsPerTick = newPeriod
+        if !localPeriodValid { localPeriodNanosecondsPerTick = newPeriod }
     }
 
     /// §5's pair estimate and a hard bound on its relative error: the server stamps of each
@@ -763,13 +715,13 @@ public struct FeedforwardClock: Sendable {
         }
         let candidate = fit.offsetNanoseconds
         if thetaValid {
-            let sinceUpdate = period * Double(now - thetaUpdateCounter)
+            let sinceUpdate = periodNanosecondsPerTick * Double(now - thetaUpdateCounter)
             // A candidate inside θ̂'s own hard bound (aged to now) cannot be insane: it is
             // consistent with everything the stamps prove. Without this, a θ̂ seeded by a
             // first stamp with a long, lopsided delay (its RTT then *was* the minimum) kept
             // every later, better candidate out for good once they differed by more than
             // the sanity minimum: the live lab saw a 1.4 ms error that stayed, inside the bound.
-            let provenBound = consistentBound + rateBound * period * Double(now - lastTf)
+            let provenBound = consistentBound + rateBound * periodNanosecondsPerTick * Double(now - lastTf)
             if abs(candidate - theta) > max(offsetSanityMinimumNanoseconds + offsetSanityRate * sinceUpdate, provenBound) {
                 status.insert(.offsetSanity)
                 followLocalRate(now)
@@ -784,7 +736,7 @@ public struct FeedforwardClock: Sendable {
             thetaValid = true
         }
         if let slope = fit.slope {
-            let candidateLocal = period * (1 - slope)
+            let candidateLocal = periodNanosecondsPerTick * (1 - slope)
             // In warm-up p̂ itself moves by more than the limit: the gate would compare
             // local rates measured against different p̂.
             // A jump counts only beyond what the slope's own noise explains.
@@ -792,11 +744,11 @@ public struct FeedforwardClock: Sendable {
             let limit = localPeriodSanityLimit + fitAgreementFactor * fit.slopeError
             let confirmed = abs(candidateLocal / lastLocalPeriodCandidate - 1) <= limit
             lastLocalPeriodCandidate = candidateLocal
-            if localPeriodValid && !inWarmUp && !confirmed && abs(candidateLocal / localPeriod - 1) > limit {
+            if localPeriodValid && !inWarmUp && !confirmed && abs(candidateLocal / localPeriodNanosecondsPerTick - 1) > limit {
                 status.insert(.localPeriodSanity)
-                noteRateJump(candidateLocal / localPeriod, at: now)
+                noteRateJump(candidateLocal / localPeriodNanosecondsPerTick, at: now)
             } else {
-                localPeriod = candidateLocal
+                localPeriodNanosecondsPerTick = candidateLocal
                 localPeriodValid = true
                 localRateIsSignificant = abs(slope) > fitAgreementFactor * fit.slopeError
             }
@@ -817,7 +769,7 @@ public struct FeedforwardClock: Sendable {
     /// Over a long hold (a level shift not yet declared) a noisy slope would cost more than it gains.
     private mutating func followLocalRate(_ now: Int64) {
         guard thetaValid, localPeriodValid, localRateIsSignificant else { return }
-        theta = thetaAtUpdate - (localPeriod / period - 1) * period * Double(now - thetaUpdateCounter)
+        theta = thetaAtUpdate - (localPeriodNanosecondsPerTick / periodNanosecondsPerTick - 1) * periodNanosecondsPerTick * Double(now - thetaUpdateCounter)
     }
 
     /// One weighted linear fit of naive offsets against time over the newest stamps (§6).
@@ -901,7 +853,7 @@ public struct FeedforwardClock: Sendable {
             let s = ring[slot(j)]
             // Against the lower of the minimum then and now: a stamp that was the minimum
             // when it came (the first of an epoch) is judged by what came after it too.
-            let excess = period * Double(s.rtt - min(s.rttHat, rttHat))
+            let excess = periodNanosecondsPerTick * Double(s.rtt - min(s.rttHat, rttHat))
             // A stamp far above the minimum says nothing about the offset that its neighbours
             // do not say better (and a level shift not yet declared makes every new stamp so):
             // it takes no part in the fit.
@@ -909,7 +861,7 @@ public struct FeedforwardClock: Sendable {
                 let y = naiveOffset(s)
                 if excess < smallest { smallest = excess; smallestOffset = y }
                 if i - j < fitMinimumStamps { recentUsable += 1 }
-                let x = period * Double(s.tf - now) * 1e-9
+                let x = periodNanosecondsPerTick * Double(s.tf - now) * 1e-9
                 let v = noiseVariance + excess * excess / 12
                 sums.add(x: x, y: y, weight: 1 / v, excessNanoseconds: excess)
                 if sums.count >= 3 && i - j < fitNoiseReferenceStamps && newest.x > x {
@@ -977,19 +929,19 @@ public struct FeedforwardClock: Sendable {
     private func naiveOffset(_ s: StoredStamp) -> Double {
         let receive = Double(kNanoseconds - s.tb)
         let transmit = Double(kNanoseconds - s.te)
-        let counterPart = period * (Double(s.ta - counterOrigin) + Double(s.tf - counterOrigin)) / 2
+        let counterPart = periodNanosecondsPerTick * (Double(s.ta - counterOrigin) + Double(s.tf - counterOrigin)) / 2
         return (receive + transmit) / 2 + kFraction + counterPart
     }
 
     /// Half-width of a stamp's hard offset interval: the server's stamps lie between Ta and
     /// Tf, so θ_j is within RTT/2 of C's offset, plus δ·RTT for C's drift across the RTT.
     private func halfWidth(_ rtt: Int64, _ delta: Double) -> Double {
-        period * Double(rtt) * (0.5 + delta)
+        periodNanosecondsPerTick * Double(rtt) * (0.5 + delta)
     }
 
     /// δ: hard bound on the rate error used to age offsets and the bound (§8.2).
     private var rateBound: Double {
-        min(periodErrorBound + abs(localPeriod / period - 1) + rateWanderBound + unverifiedRate,
+        min(periodErrorBound + abs(localPeriodNanosecondsPerTick / periodNanosecondsPerTick - 1) + rateWanderBound + unverifiedRate,
             configuration.maximumRateErrorFraction)
     }
 
@@ -1006,7 +958,7 @@ public struct FeedforwardClock: Sendable {
     private func rateJumpAllowance(at counter: Int64) -> Double {
         guard rateJump > 0 else { return 0 }
         let memory = max(configuration.rateJumpMemorySeconds, 1)
-        let quiet = period * Double(counter - rateJumpCounter) * 1e-9
+        let quiet = periodNanosecondsPerTick * Double(counter - rateJumpCounter) * 1e-9
         return quiet <= memory ? rateJump : rateJump * exp2(-(quiet - memory) / memory)
     }
 
@@ -1015,7 +967,7 @@ public struct FeedforwardClock: Sendable {
         guard pendingCount > 0 else { return 0 }
         let newest = ring[slot(pending[pendingCount - 1])]
         if pendingCount >= 2, let fitted = pairPeriod(ring[slot(pending[0])], newest) {
-            return abs(fitted.period / period - 1) + fitted.bound
+            return abs(fitted.period / periodNanosecondsPerTick - 1) + fitted.bound
         }
         return configuration.maximumRateErrorFraction
     }
@@ -1029,7 +981,7 @@ public struct FeedforwardClock: Sendable {
         let current = ring[slot(i)]
         let now = current.tf
         let delta = rateBound
-        let localCorrection = localPeriod / period - 1
+        let localCorrection = localPeriodNanosecondsPerTick / periodNanosecondsPerTick - 1
         let low = max(epochStart, i - windows.offset + 1)
 
         // Hard bound from every consistent stamp in the window (§8.2).
@@ -1042,7 +994,7 @@ public struct FeedforwardClock: Sendable {
         for j in low...i {
             let s = ring[slot(j)]
             if s.suspect { continue }
-            let age = period * Double(now - s.tf)
+            let age = periodNanosecondsPerTick * Double(now - s.tf)
             let naive = naiveOffset(s)
             let value = naive - localCorrection * age
             let spread = halfWidth(s.rtt, delta)
@@ -1055,14 +1007,14 @@ public struct FeedforwardClock: Sendable {
             let oldNow = previous.absoluteTimeParts(atCounter: now)
             let newNow = caParts(atCounter: now)
             let moved = Double(newNow.nanoseconds - oldNow.nanoseconds) + (newNow.fraction - oldNow.fraction)
-            let aged = consistentBound + previous.maxErrorGrowthRate * period * Double(now - lastTf)
+            let aged = consistentBound + previous.maxErrorGrowthRate * periodNanosecondsPerTick * Double(now - lastTf)
             bound = min(bound, aged + abs(moved))
         }
         consistentBound = bound
         var published = bound
         for k in 0..<pendingCount {
             let s = ring[slot(pending[k])]
-            let age = period * Double(now - s.tf)
+            let age = periodNanosecondsPerTick * Double(now - s.tf)
             let spread = halfWidth(s.rtt, delta)
             published = max(published, abs(theta - naiveOffset(s)) + spread + delta * age)
         }
@@ -1073,7 +1025,7 @@ public struct FeedforwardClock: Sendable {
         // noise): the estimate's own uncertainty is then no larger than the path's. Warm-up is
         // reported only while it still matters, before that.
         let epochCount = i - epochStart + 1
-        let pathFloorNanoseconds = period * Double(rttHat) / 2 + Double(current.serverErrorNanoseconds)
+        let pathFloorNanoseconds = periodNanosecondsPerTick * Double(rttHat) / 2 + Double(current.serverErrorNanoseconds)
             + configuration.timestampNoiseNanoseconds
         if pendingCount > 0 || epochCount < configuration.stampsBeforeSynchronised || !thetaValid
             || !(published <= configuration.synchronisedBoundFactor * pathFloorNanoseconds) {
@@ -1082,7 +1034,7 @@ public struct FeedforwardClock: Sendable {
         }
 
         // Rebase C at this stamp so counter deltas stay small (§1).
-        let shift = period * Double(now - counterOrigin) + kFraction
+        let shift = periodNanosecondsPerTick * Double(now - counterOrigin) + kFraction
         let wholeShift = shift.rounded(.down)
         kNanoseconds += Int64(wholeShift)
         kFraction = shift - wholeShift
@@ -1090,18 +1042,18 @@ public struct FeedforwardClock: Sendable {
 
         let ca = kFraction - theta
         let caWhole = ca.rounded(.down)
-        let sinceUpdate = period * Double(now - thetaUpdateCounter)
-        let nextTicks = Int64((nextExchangeInSeconds * 1e9 / period).rounded())
+        let sinceUpdate = periodNanosecondsPerTick * Double(now - thetaUpdateCounter)
+        let nextTicks = Int64((nextExchangeInSeconds * 1e9 / periodNanosecondsPerTick).rounded())
         let growth = min(delta + max(pendingRate(), rateJumpAllowance(at: now)),
                          configuration.maximumRateErrorFraction)
         parameters = ClockParameters(
             counterOrigin: now,
             timeAtOriginNanoseconds: kNanoseconds + Int64(caWhole),
             timeAtOriginFraction: ca - caWhole,
-            period: period * 1e-9,
+            period: periodNanosecondsPerTick * 1e-9,
             periodError: periodError,
             periodErrorBound: periodErrorBound,
-            localPeriod: (localPeriodValid ? localPeriod : period) * 1e-9,
+            localPeriod: (localPeriodValid ? localPeriodNanosecondsPerTick : periodNanosecondsPerTick) * 1e-9,
             offsetNanoseconds: theta,
             errorEstimateNanoseconds: errorAtUpdate + errorGrowthRate * sinceUpdate,
             maxErrorNanoseconds: published,
@@ -1110,15 +1062,15 @@ public struct FeedforwardClock: Sendable {
             nextStampExpectedCounter: now + max(nextTicks, 1),
             leap: stamp.leap,
             status: status,
-            lastRTTNanoseconds: period * Double(current.rtt),
-            minimumRTTNanoseconds: period * Double(rttHat),
+            lastRTTNanoseconds: periodNanosecondsPerTick * Double(current.rtt),
+            minimumRTTNanoseconds: periodNanosecondsPerTick * Double(rttHat),
             naiveOffsetNanoseconds: naiveOffset(current),
             stampCount: Int64(stampCount))
     }
 
     /// Ca(T) with the working parameters (before rebasing), for bound continuity.
     private func caParts(atCounter counter: Int64) -> (nanoseconds: Int64, fraction: Double) {
-        let value = period * Double(counter - counterOrigin) + kFraction - theta
+        let value = periodNanosecondsPerTick * Double(counter - counterOrigin) + kFraction - theta
         let whole = value.rounded(.down)
         return (kNanoseconds + Int64(whole), value - whole)
     }

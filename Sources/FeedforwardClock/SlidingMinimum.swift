@@ -1,5 +1,5 @@
 /// Minimum of a sliding window of keyed stamp indices, without rescanning the window
-/// (feedforward-spec §3): a monotonic deque in a ring allocated once.
+/// (docs/feedforward.md §3): a monotonic deque in a ring allocated once.
 struct SlidingMinimum {
     private var indices: [Int]
     private var keys: [Int64]

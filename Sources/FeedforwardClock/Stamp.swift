@@ -1,4 +1,4 @@
-/// One NTP exchange as the filter sees it (feedforward-spec §2).
+/// One NTP exchange as the filter sees it (docs/feedforward.md §2).
 ///
 /// `ta` and `tf` are raw counter readings (nanoseconds of CLOCK_MONOTONIC_RAW: one tick is
 /// nominally 1 ns); `tb` and `te` are the server's receive and transmit timestamps as Unix
@@ -37,7 +37,7 @@ public struct Stamp: Sendable, Equatable {
     @inlinable public var roundTripTicks: Int64 { tf &- ta }
 }
 
-/// Why a stamp was refused before the algorithm saw it (feedforward-spec §2).
+/// Why a stamp was refused before the algorithm saw it (docs/feedforward.md §2).
 public enum StampRejection: UInt8, Sendable, Equatable, CaseIterable, CustomStringConvertible {
     case zeroTimestamp
     case counterNotIncreasing
