@@ -101,7 +101,7 @@ final class SimulatorTests: XCTestCase {
 
     func testEveryScenarioRunsADay() {
         XCTAssertEqual(Scenario.all.map(\.name), ["lan-stratum1", "lan-thermal", "loaded-lan", "vm-skew", "vm-skew-5", "erratic-rate",
-                                                  "migration", "migration-vmclock", "server-outage", "route-change", "server-step"])
+                                                  "migration", "migration-vmclock", "server-outage", "route-change", "server-step", "falseticker"])
         for scenario in Scenario.all {
             XCTAssertEqual(Scenario.named(scenario.name)?.name, scenario.name)
             XCTAssertFalse(scenario.source.isEmpty)

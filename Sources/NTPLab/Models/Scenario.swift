@@ -111,7 +111,7 @@ public struct Scenario: Sendable, Equatable {
     /// Every scenario, from the quiet LAN to the server step (vm-skew in two strengths).
     public static let all: [Scenario] = [
         lanStratum1, lanThermal, loadedLAN, vmSkew, vmSkew5, erraticRate, migration, migrationVMClock, serverOutage,
-        routeChange, serverStep,
+        routeChange, serverStep, falseticker,
     ]
 
     // MARK: - The scenarios

@@ -53,7 +53,13 @@ public struct SimulationConfiguration: Sendable, Equatable {
     public var platformSignalsDisruption = false
     /// How long after the resume the client notices the changed marker: its check interval.
     public var disruptionNoticeNanoseconds: Int64 = 50 * Span.millisecond
+    /// Further servers the client polls besides `server` over `network`, each over its own
+    /// path (docs/feedforward.md, "Several sources"); empty for a single-server run.
+    public var additionalServers: [SimulatedServer] = []
     public init() {}
+
+    /// Servers the client polls: `server` plus `additionalServers`.
+    public var serverCount: Int { 1 + additionalServers.count }
 
     /// When the client notices a platform-signalled migration, or nil without one.
     public var disruptionNoticedNanoseconds: Int64? {
@@ -97,17 +103,33 @@ public struct Simulator: Sequence, IteratorProtocol, Sendable {
     public private(set) var oscillator: OscillatorModel
     public private(set) var network: NetworkModel
     public private(set) var server: ServerModel
+    /// Which of the configuration's servers this simulator polls (0: `server`).
+    public let serverIndex: Int
+    private let scheduleOffsetNanoseconds: Int64
     private var scheduleIndex = 0
     private var yielded = 0
     /// Pending post-disruption burst sends, ascending; the regular grid pauses meanwhile.
     private var burstSends: [Int64]
     private let burstWindow: LabInterval?
 
-    public init(configuration: SimulationConfiguration) {
+    /// The exchanges with server `serverIndex`. Every server sees the same client oscillator
+    /// (same seed); each further server has its own path and server draws (seed mixed with its
+    /// index) and polls `serverIndex`/`serverCount` of a poll later, as independent polls would.
+    public init(configuration: SimulationConfiguration, serverIndex: Int = 0) {
         self.configuration = configuration
+        self.serverIndex = serverIndex
         oscillator = OscillatorModel(parameters: configuration.oscillator, seed: configuration.seed)
-        network = NetworkModel(parameters: configuration.network, seed: configuration.seed)
-        server = ServerModel(parameters: configuration.server, seed: configuration.seed)
+        if serverIndex == 0 {
+            network = NetworkModel(parameters: configuration.network, seed: configuration.seed)
+            server = ServerModel(parameters: configuration.server, seed: configuration.seed)
+            scheduleOffsetNanoseconds = 0
+        } else {
+            let other = configuration.additionalServers[serverIndex - 1]
+            let seed = configuration.seed &+ UInt64(serverIndex) &* 0x9E37_79B9_7F4A_7C15
+            network = NetworkModel(parameters: other.network, seed: seed)
+            server = ServerModel(parameters: other.server, seed: seed)
+            scheduleOffsetNanoseconds = configuration.pollNanoseconds * Int64(serverIndex) / Int64(configuration.serverCount)
+        }
         let sends = configuration.disruptionBurstNanoseconds
         burstSends = sends
         burstWindow = sends.last.map {
@@ -117,7 +139,7 @@ public struct Simulator: Sequence, IteratorProtocol, Sendable {
 
     public mutating func next() -> SimulatedExchange? {
         while true {
-            let grid = configuration.scheduledNanoseconds(scheduleIndex)
+            let grid = configuration.scheduledNanoseconds(scheduleIndex) + scheduleOffsetNanoseconds
             let sent: Int64
             if let burst = burstSends.first, burst <= grid {
                 sent = burst

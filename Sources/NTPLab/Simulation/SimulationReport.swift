@@ -25,6 +25,7 @@ public enum SimulationReport {
                 line += unmet.isEmpty ? "; promises met" : "; PROMISE NOT MET: " + unmet.joined(separator: "; ")
             }
             out += line + "\n"
+            for source in result.sources { out += "  " + source.line + "\n" }
         }
         return out
     }

@@ -31,6 +31,8 @@ public struct SimulationResult: Sendable {
     /// the first 20 of them: where bound honesty fails, so a report can say exactly where.
     public var boundViolations: [ErrorSample]
     public var boundViolationCount: Int
+    /// Per server, what the vote made of it (several-server scenarios only; empty otherwise).
+    public var sources: [SimulatedSourceSummary] = []
 
     /// Machine-readable form: the figures plus the run's counts and its scenario.
     public func json() -> JSONValue {
@@ -50,6 +52,7 @@ public struct SimulationResult: Sendable {
         members.append(JSONMember("declaredEvents", .array(declaredEvents.map {
             .object([JSONMember("event", .string($0.name)), JSONMember("atNanoseconds", .integer($0.atNanoseconds))])
         })))
+        if !sources.isEmpty { members.append(JSONMember("sources", .array(sources.map { $0.json() }))) }
         members.append(JSONMember("figures", figures.json(label: scenario.name)))
         return .object(members)
     }
@@ -76,6 +79,9 @@ public struct SimulationResult: Sendable {
 public enum SimulationRunner {
     public static func run(_ scenario: Scenario, sampling: SamplingOptions = SamplingOptions(),
                            figureOptions: FigureOptions? = nil) -> SimulationResult {
+        if !scenario.configuration.additionalServers.isEmpty {
+            return MultiSourceRunner.run(scenario, sampling: sampling, figureOptions: figureOptions)
+        }
         let configuration = scenario.configuration
         let pollSeconds = Double(configuration.pollNanoseconds) / 1e9
         var clock = FeedforwardClock(configuration: FeedforwardConfiguration(pollPeriodSeconds: pollSeconds))

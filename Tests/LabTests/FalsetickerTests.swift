@@ -1,0 +1,51 @@
+import XCTest
+@testable import NTPLab
+
+/// Several servers in simulation: the vote names a lying server at once and the combined
+/// clock keeps the single-server accuracy (docs/feedforward.md, "Several sources").
+final class FalsetickerTests: XCTestCase {
+    private let quiet = SamplingOptions(keepSamplesForPlot: false)
+
+    /// Three servers, the third steps +50 ms at 12 h: for three seeds, p99 within 1.2× of one
+    /// honest server's at the same seed, no sample outside the bound, the liar flagged within
+    /// 3 of its polls and never selected after, the honest two never called falsetickers.
+    func testFalsetickerIsVotedOutAndAccuracyHolds() {
+        for seed: UInt64 in [1, 2, 3] {
+            let result = SimulationRunner.run(Scenario.falseticker.with(days: 1, seed: seed), sampling: quiet)
+            let single = SimulationRunner.run(Scenario.lanStratum1.with(days: 1, seed: seed), sampling: quiet)
+            let table = SimulationReport.table([result, single])
+            XCTAssertEqual(result.scenario.promised.unmet(by: result.figures), [], table)
+            XCTAssertLessThanOrEqual(result.figures.p99AbsErrorNanoseconds, 1.2 * single.figures.p99AbsErrorNanoseconds, table)
+            XCTAssertEqual(result.boundViolationCount, 0, table)
+            XCTAssertGreaterThan(result.figures.sampleCount, 3 * 20_000, table)
+            XCTAssertEqual(result.sources.count, 3)
+            let liar = result.sources[2]
+            XCTAssertNotNil(liar.pollsUntilFlagged, table)
+            XCTAssertLessThanOrEqual(liar.pollsUntilFlagged ?? .max, 3, table)
+            XCTAssertEqual(liar.selectedAfterFlagged, 0, table)
+            XCTAssertGreaterThan(liar.selectedVotes, 0, "selected before it lied")
+            for honest in result.sources.prefix(2) {
+                XCTAssertEqual(honest.falsetickerVotes, 0, table)
+                XCTAssertGreaterThan(honest.selectedVotes, 10_000, table)
+            }
+        }
+    }
+
+    /// Two servers 50 ms apart and no third: no majority, so the combined clock never
+    /// publishes an estimate and neither server is selected or called a falseticker; it never
+    /// picks one silently.
+    func testTwoServersThatDisagreeLeaveTheClockUnsynchronised() {
+        var scenario = Scenario.falseticker.with(days: 0.05)
+        var liar = ServerParameters()
+        liar.offsetNanoseconds = 50 * Span.millisecond
+        scenario.configuration.additionalServers = [SimulatedServer(network: scenario.configuration.network, server: liar)]
+        let result = SimulationRunner.run(scenario, sampling: quiet)
+        XCTAssertEqual(result.sources.count, 2)
+        XCTAssertEqual(result.figures.sampleCount, 0, "no sample: the clock never had an estimate to read")
+        for source in result.sources {
+            XCTAssertEqual(source.selectedVotes, 0)
+            XCTAssertEqual(source.falsetickerVotes, 0)
+            XCTAssertGreaterThan(source.candidateVotes, 100)
+        }
+    }
+}
