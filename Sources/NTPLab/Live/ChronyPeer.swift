@@ -17,11 +17,14 @@ public final class ChronyPeer: @unchecked Sendable {
     public static let candidatePaths = ["/usr/sbin/chronyd", "/usr/bin/chronyd", "/sbin/chronyd", "/usr/local/sbin/chronyd"]
     public static var installedPath: String? { candidatePaths.first(where: isExecutableFile(atPath:)) }
 
-    /// The configuration for a server at `server` polled every 2^`pollExponent` s.
-    public static func configuration(server: SocketAddress, pollExponent: Int, commandPort: UInt16, directory: String) -> String {
-        """
+    /// The configuration for servers at `servers` polled every 2^`pollExponent` s.
+    public static func configuration(servers: [SocketAddress], pollExponent: Int, commandPort: UInt16, directory: String) -> String {
+        let serverLines = servers.map {
+            "server \($0.hostDescription) port \($0.port) minpoll \(pollExponent) maxpoll \(pollExponent) iburst"
+        }.joined(separator: "\n")
+        return """
         # ntplab --compare chrony: a client of the relay only; never serves, never steps (-x).
-        server \(server.hostDescription) port \(server.port) minpoll \(pollExponent) maxpoll \(pollExponent) iburst
+        \(serverLines)
         port 0
         cmdport \(commandPort)
         bindcmdaddress 127.0.0.1
@@ -34,8 +37,8 @@ public final class ChronyPeer: @unchecked Sendable {
         """
     }
 
-    /// Starts chronyd polling `server`. Throws when chronyd is missing or exits at once.
-    public init(server: SocketAddress, pollExponent: Int, chronydPath: String? = nil) throws(LabError) {
+    /// Starts chronyd polling `servers`. Throws when chronyd is missing or exits at once.
+    public init(servers: [SocketAddress], pollExponent: Int, chronydPath: String? = nil) throws(LabError) {
         guard let path = chronydPath ?? ChronyPeer.installedPath else {
             throw LabError("chronyd not found (looked in \(ChronyPeer.candidatePaths.joined(separator: ", "))): install chrony (apt-get install chrony) or leave out --compare chrony")
         }
@@ -56,7 +59,7 @@ public final class ChronyPeer: @unchecked Sendable {
         }
         commandAddress = .loopbackIPv4(port: port)
         try writeTextFile(directory + "/chrony.conf",
-                          ChronyPeer.configuration(server: server, pollExponent: pollExponent, commandPort: port, directory: directory))
+                          ChronyPeer.configuration(servers: servers, pollExponent: pollExponent, commandPort: port, directory: directory))
         // -x: never touch the clock. -d: foreground, log to stderr. As root, -u root keeps
         // chronyd from dropping to its own user, who could not write in our 0700 directory;
         // as anyone else, -U allows the unprivileged start.

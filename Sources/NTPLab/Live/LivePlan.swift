@@ -45,6 +45,10 @@ public struct LivePlan: Sendable, Equatable {
     public var figureOptions: FigureOptions
     /// Live duration / simulated duration.
     public var timeScale: Double
+    /// Per further server of a several-server scenario: its served offset and steps (the
+    /// client-clock changes of `servedChanges` apply to every server alike).
+    public var additionalServedOffsetsNanoseconds: [Int64] = []
+    public var additionalServedChanges: [[ServedTimeTransform.Change]] = []
 
     public init(scenario: Scenario, durationNanoseconds: Int64, pollSeconds: Double, seed: UInt64? = nil,
                 extraServedOffsetNanoseconds: Int64 = 0, rateCycles: [RateCycle] = []) {
@@ -127,12 +131,24 @@ public struct LivePlan: Sendable, Equatable {
                 t += step
             }
         }
+        // The client-clock changes alone: every server's served time follows them.
+        let clockChanges = changes
         for step in configuration.server.steps {
             let at = scaled(step.atNanoseconds)
             let rate = changes.last { $0.atNanoseconds <= at }?.rateError ?? servedRateError
             changes.append(ServedTimeTransform.Change(atNanoseconds: at, jumpNanoseconds: step.stepNanoseconds, rateError: rate))
         }
         servedChanges = changes.sorted { $0.atNanoseconds < $1.atNanoseconds }
+        for other in configuration.additionalServers {
+            var own = clockChanges
+            for step in other.server.steps {
+                let at = scaled(step.atNanoseconds)
+                let rate = clockChanges.last { $0.atNanoseconds <= at }?.rateError ?? servedRateError
+                own.append(ServedTimeTransform.Change(atNanoseconds: at, jumpNanoseconds: step.stepNanoseconds, rateError: rate))
+            }
+            additionalServedChanges.append(own.sorted { $0.atNanoseconds < $1.atNanoseconds })
+            additionalServedOffsetsNanoseconds.append(other.server.offsetNanoseconds + extraServedOffsetNanoseconds)
+        }
         self.network = network
         self.blackouts = blackouts
 
@@ -160,6 +176,17 @@ public struct LivePlan: Sendable, Equatable {
         ServedTimeTransform(originUnixNanoseconds: origin, offsetNanoseconds: servedOffsetNanoseconds,
                             rateError: servedRateError, changes: servedChanges)
     }
+
+    /// The served-time transform of server `server` (0: the scenario's `server`, whose
+    /// transform is also the truth; k: its k-th additional server).
+    public func transform(originUnixNanoseconds origin: Int64, server: Int) -> ServedTimeTransform {
+        guard server > 0, server <= additionalServedChanges.count else { return transform(originUnixNanoseconds: origin) }
+        return ServedTimeTransform(originUnixNanoseconds: origin, offsetNanoseconds: additionalServedOffsetsNanoseconds[server - 1],
+                                   rateError: servedRateError, changes: additionalServedChanges[server - 1])
+    }
+
+    /// Servers each client polls.
+    public var serverCount: Int { 1 + additionalServedChanges.count }
 
     /// True when no clock may be read at run time `t` (ns since the origin).
     public func isInBlackout(_ t: Int64) -> Bool { blackouts.contains { $0.contains(t) } }

@@ -137,11 +137,20 @@ public enum LiveRunner {
         let startMonotonic = clockNanoseconds(.monotonic) + lead
         let transform = plan.transform(originUnixNanoseconds: origin)
 
-        // One relay thread for every client: lane 0 ours, lane 1 chronyd's.
+        // One relay thread for every client: lane 0 ours, lane 1 chronyd's. With several
+        // servers, one lane per client and server: 0 ..< n ours, n ..< 2n chronyd's, lane k
+        // serving server k mod n's time (one of them may lie).
+        let servers = plan.serverCount
+        let peerLane = servers
         var relayConfiguration = RelayConfiguration(upstreamAddress: serverAddress, network: plan.network)
-        relayConfiguration.lanes = options.compareChrony ? 2 : 1
+        relayConfiguration.lanes = (options.compareChrony ? 2 : 1) * servers
         relayConfiguration.seed = plan.seed
         relayConfiguration.transform = transform
+        if servers > 1 {
+            relayConfiguration.laneTransforms = (0..<relayConfiguration.lanes).map {
+                plan.transform(originUnixNanoseconds: origin, server: $0 % servers)
+            }
+        }
         relayConfiguration.startMonotonicNanoseconds = startMonotonic
         relayConfiguration.maximumClients = 64  // slots recycle: each request has a new source port
         let relay = try ImpairmentRelay(relayConfiguration)
@@ -158,7 +167,7 @@ public enum LiveRunner {
                                     records: relay.exchangeRecords(lane: lane))
         }
         let oursProbe = try probeLane(0)
-        let peerProbe = options.compareChrony ? try probeLane(1) : nil
+        let peerProbe = options.compareChrony ? try probeLane(peerLane) : nil
         let tolerance = options.calibrationToleranceNanoseconds
         var calibrationFailures: [String] = []
         var lanesToCheck = [("ntpclient's lane", oursProbe)]
@@ -181,8 +190,8 @@ public enum LiveRunner {
         // chronyd through its own lane.
         var peer: ChronyPeer? = nil
         if options.compareChrony {
-            peer = try ChronyPeer(server: relay.listenAddresses[1], pollExponent: plan.chronyPollExponent,
-                                  chronydPath: options.chronydPath)
+            peer = try ChronyPeer(servers: Array(relay.listenAddresses[peerLane..<(peerLane + servers)]),
+                                  pollExponent: plan.chronyPollExponent, chronydPath: options.chronydPath)
         }
         defer {
             peer?.stop()
@@ -198,13 +207,14 @@ public enum LiveRunner {
         let runner: ClientRunner
         let reader: PublishedClockReader
         do {
-            runner = try ClientRunner(server: relay.listenAddresses[0], pollSeconds: plan.pollSeconds, publishPath: publishPath)
+            runner = try ClientRunner(servers: relay.listenAddresses[0..<servers].enumerated().map { (name: "server \($0.offset + 1) \($0.element)", address: $0.element) },
+                                      pollSeconds: plan.pollSeconds, publishPath: publishPath)
             reader = try PublishedClockReader(path: publishPath)
         } catch {
             throw LabError("client: \(error)")
         }
         while realtimeNanoseconds() < origin { ThreadTiming.sleep(until: origin, on: .realtime) }
-        let client = ClientThread(runner: runner, count: plan.exchangeCount)
+        let client = ClientThread(runner: runner, count: plan.exchangeCount * servers)
         try client.start()
 
         // Read both clocks every poll / readsPerPoll until the end.
@@ -243,7 +253,7 @@ public enum LiveRunner {
         let lateness = relay.latenessHistograms()
         let oursPath = PathAsymmetry(relay.exchangeRecords(lane: 0).filter { $0.requestArrivalNanoseconds >= startMonotonic })
         let peerPath = options.compareChrony
-            ? PathAsymmetry(relay.exchangeRecords(lane: 1).filter { $0.requestArrivalNanoseconds >= startMonotonic }) : nil
+            ? PathAsymmetry(relay.exchangeRecords(lane: peerLane).filter { $0.requestArrivalNanoseconds >= startMonotonic }) : nil
         for (who, path) in [("ntpclient", oursPath), ("chronyd", peerPath)] {
             guard let path else { continue }
             if abs(path.relayAddedNanoseconds) > tolerance {
@@ -255,7 +265,7 @@ public enum LiveRunner {
             calibrationFailures.append("the two clients' paths differ: the relay added \(microseconds(oursPath.relayAddedNanoseconds)) µs "
                 + "of asymmetry to ntpclient's and \(microseconds(peerPath.relayAddedNanoseconds)) µs to chronyd's (tolerance ±\(microseconds(tolerance)) µs)")
         }
-        var oursResult = ours.result(notes: client.logMessages)
+        var oursResult = ours.result(notes: client.logMessages + falsetickerNotes(client.reports, origin: origin))
         oursResult.exchangeSamples = ours.exchangeSamples
         return LiveResult(plan: plan, originUnixNanoseconds: origin, ours: oursResult,
                           peer: peer == nil ? nil : theirs.result(notes: []),
@@ -270,6 +280,29 @@ public enum LiveRunner {
                           realtimeScheduling: realtimeScheduling,
                           directPath: direct)
     }
+}
+
+/// With several servers: for each source the vote called a falseticker, when it first did
+/// and whether it was selected after that (the lying server must be named, then left out).
+func falsetickerNotes(_ reports: [ExchangeReport], origin: Int64) -> [String] {
+    var notes: [String] = []
+    var flagged: [String: (at: Int64, selectedAfter: Int)] = [:]
+    var order: [String] = []
+    for report in reports {
+        for source in report.sources {
+            if source.verdict == .falseticker, flagged[source.name] == nil {
+                flagged[source.name] = (report.localTimeUnixNanoseconds, 0)
+                order.append(source.name)
+            } else if source.verdict == .selected, let first = flagged[source.name] {
+                flagged[source.name] = (first.at, first.selectedAfter + 1)
+            }
+        }
+    }
+    for name in order {
+        let entry = flagged[name]!
+        notes.append("\(name) voted out as a falseticker at \(formatDuration(entry.at - origin)); selected \(entry.selectedAfter) times after")
+    }
+    return notes
 }
 
 /// Nanoseconds as microseconds with one decimal.

@@ -20,6 +20,10 @@ public struct RelayConfiguration: Sendable {
     public var seed: UInt64 = 1
     /// Applied to the server's timestamps in every response (identity: left alone).
     public var transform: ServedTimeTransform = .identity
+    /// When not empty, lane k's responses get `laneTransforms[k]` instead of `transform`:
+    /// each lane then stands for a server of its own, one of which may lie (several-server
+    /// scenarios, docs/feedforward.md "Several sources").
+    public var laneTransforms: [ServedTimeTransform] = []
     /// The scenario's time zero on CLOCK_MONOTONIC; nil: when `start()` is called.
     public var startMonotonicNanoseconds: Int64? = nil
     /// Packets held at once; more are dropped and counted as overflow.
@@ -335,8 +339,10 @@ public final class ImpairmentRelay: @unchecked Sendable {
                 local.recordModelDelay(due - arrival, .response)
                 if now > due { local.responsesPastDeparture += 1 }
                 let packet = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<datagram.byteCount])
-                if !configuration.transform.isIdentity,
-                   ServedTimeRewriter.rewrite(packet, by: configuration.transform, pivotUnixNanoseconds: realtimeNanoseconds()) {
+                let transform = clientLanes[i] < configuration.laneTransforms.count
+                    ? configuration.laneTransforms[clientLanes[i]] : configuration.transform
+                if !transform.isIdentity,
+                   ServedTimeRewriter.rewrite(packet, by: transform, pivotUnixNanoseconds: realtimeNanoseconds()) {
                     local.responsesRewritten += 1
                 }
                 if !queue.enqueue(UnsafeRawBufferPointer(packet), due: due, direction: .response, client: i, arrival: arrival) {
