@@ -48,4 +48,19 @@ final class FalsetickerTests: XCTestCase {
             XCTAssertGreaterThan(source.candidateVotes, 100)
         }
     }
+
+    /// Live, each server is a relay lane with its own served-time transform: the third
+    /// serves +50 ms from the step's scaled instant on, the other two serve the truth.
+    func testLivePlanGivesTheLiarItsOwnServedTime() {
+        let plan = LivePlan(scenario: .falseticker, durationNanoseconds: 120 * Span.second, pollSeconds: 2)
+        XCTAssertEqual(plan.serverCount, 3)
+        let origin: Int64 = 1_800_000_000 * Span.second
+        let step = plan.events[0].atNanoseconds
+        XCTAssertEqual(step, 30 * Span.second, "12 h of 2 days is a quarter of the run")
+        for (t, lie) in [(step - Span.second, Int64(0)), (step + Span.second, 50 * Span.millisecond)] {
+            let truth = plan.transform(originUnixNanoseconds: origin).served(atServerUnixNanoseconds: origin + t)
+            XCTAssertEqual(plan.transform(originUnixNanoseconds: origin, server: 1).served(atServerUnixNanoseconds: origin + t), truth)
+            XCTAssertEqual(plan.transform(originUnixNanoseconds: origin, server: 2).served(atServerUnixNanoseconds: origin + t) - truth, lie)
+        }
+    }
 }
