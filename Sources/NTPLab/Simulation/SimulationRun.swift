@@ -70,6 +70,10 @@ public struct SimulationResult: Sendable {
 ///   instant: error = Ca(counter) − reference, bound = maxError aged to that counter.
 ///   That is exactly what a reader of the published parameters would see.
 /// - The reference is true Unix time, or the server's clock for `.server` scenarios.
+/// - With several servers (docs/feedforward.md, "Several sources") each has its own filter
+///   over the same counter; their exchanges are merged in the order the requests leave, every
+///   accepted stamp is followed by the vote (`CombinedClock`), the clock it publishes is the
+///   one sampled, and `sources` says per server what the vote made of it.
 /// - No samples while the guest is paused (a migration blackout: nobody can read a clock
 ///   then) or before the first estimate exists.
 ///
@@ -79,12 +83,28 @@ public struct SimulationResult: Sendable {
 public enum SimulationRunner {
     public static func run(_ scenario: Scenario, sampling: SamplingOptions = SamplingOptions(),
                            figureOptions: FigureOptions? = nil) -> SimulationResult {
-        if !scenario.configuration.additionalServers.isEmpty {
-            return MultiSourceRunner.run(scenario, sampling: sampling, figureOptions: figureOptions)
-        }
         let configuration = scenario.configuration
         let pollSeconds = Double(configuration.pollNanoseconds) / 1e9
-        var clock = FeedforwardClock(configuration: FeedforwardConfiguration(pollPeriodSeconds: pollSeconds))
+        // Several servers (docs/feedforward.md, "Several sources"): one filter per server over
+        // the same counter, merged in the order the requests leave, and the clock their vote
+        // publishes is the one measured. One server: its filter's clock, as ntpclient publishes it.
+        let serverCount = min(configuration.serverCount, SourceSelection.capacity)
+        let several = serverCount > 1
+        var clocks = (0..<serverCount).map { _ in
+            FeedforwardClock(configuration: FeedforwardConfiguration(pollPeriodSeconds: pollSeconds))
+        }
+        var latest = InlineArray<8, ClockParameters>(repeating: .empty)
+        var combined = CombinedClock(minimumSources: CombinedClock.majority(of: serverCount))
+        func published() -> ClockParameters { several ? combined.parameters : clocks[0].parameters }
+        var streams = (0..<serverCount).map { Simulator(configuration: configuration, serverIndex: $0) }
+        var heads = (0..<serverCount).map { streams[$0].next() }
+        var sources = several ? (0..<serverCount).map { SimulatedSourceSummary(serverIndex: $0) } : []
+        for k in sources.indices {
+            let steps = k == 0 ? configuration.server.steps : configuration.additionalServers[k - 1].server.steps
+            sources[k].stepNanoseconds = steps.map(\.atNanoseconds).min()
+        }
+        var pollsSinceStep = [Int](repeating: 0, count: serverCount)
+
         var sampler = OscillatorModel(parameters: configuration.oscillator, seed: configuration.seed)
         let server = ServerModel(parameters: configuration.server, seed: configuration.seed)
         let start = configuration.startUnixNanoseconds
@@ -92,7 +112,7 @@ public enum SimulationRunner {
         let burstSpacingSeconds = Double(configuration.startupBurstSpacingNanoseconds) / 1e9
 
         var samples: [ErrorSample] = []
-        samples.reserveCapacity(Int(configuration.durationNanoseconds / configuration.pollNanoseconds + 16)
+        samples.reserveCapacity(serverCount * Int(configuration.durationNanoseconds / configuration.pollNanoseconds + 16)
                                 * (sampling.samplesBetweenExchanges + 1))
         var exchanges = 0, lost = 0, accepted = 0, rejected = 0
         var declared: [LabEvent] = []
@@ -107,15 +127,20 @@ public enum SimulationRunner {
         func noticeDisruption(upTo t: Int64) {
             guard let noticed = configuration.disruptionNoticedNanoseconds, !disruptionNoticed, t >= noticed else { return }
             disruptionNoticed = true
-            clock.noteDisruption(atRawNanoseconds: sampler.counter(atTrueNanoseconds: noticed))
+            let counter = sampler.counter(atTrueNanoseconds: noticed)
+            for k in clocks.indices {
+                clocks[k].noteDisruption(atRawNanoseconds: counter)
+                latest[k] = clocks[k].parameters
+            }
+            if several { combined.update(sources: latest, count: serverCount, atCounter: counter, updatedSource: 0) }
         }
 
         func sample(at t: Int64) {
             noticeDisruption(upTo: t)
-            guard !clock.parameters.status.contains(.noEstimate),
+            let parameters = published()
+            guard !parameters.status.contains(.noEstimate),
                   !(configuration.oscillator.migration?.blackout.contains(t) ?? false) else { return }
             let counter = sampler.counter(atTrueNanoseconds: t)
-            let parameters = clock.parameters
             var reference = start + t
             if scenario.reference == .server { reference += server.offsetNanoseconds(atTrueNanoseconds: t) }
             let error = parameters.absoluteTime(atCounter: counter) - reference
@@ -140,35 +165,67 @@ public enum SimulationRunner {
                 sample(at: previousSampleTime + span * Int64(k) / Int64(n + 1))
             }
         }
+        /// Samples up to and at `t` (never backwards: several servers' stamps can arrive out
+        /// of their requests' order).
+        func sampleThrough(_ t: Int64) {
+            let at = max(t, previousSampleTime)
+            sampleBetween(until: at)
+            sample(at: at)
+            previousSampleTime = at
+        }
+        /// The vote's verdicts after a stamp of any server, per server.
+        func recordVote(_ vote: SourceSelection, at arrival: Int64) {
+            for i in sources.indices {
+                switch vote.verdicts[i] {
+                case .selected:
+                    sources[i].selectedVotes += 1
+                    if sources[i].flaggedNanoseconds != nil { sources[i].selectedAfterFlagged += 1 }
+                case .falseticker:
+                    sources[i].falsetickerVotes += 1
+                    if sources[i].flaggedNanoseconds == nil, let step = sources[i].stepNanoseconds, arrival >= step {
+                        sources[i].flaggedNanoseconds = arrival
+                        sources[i].pollsUntilFlagged = pollsSinceStep[i]
+                    }
+                case .unusable: sources[i].unusableVotes += 1
+                case .candidate: sources[i].candidateVotes += 1
+                }
+            }
+        }
 
-        for exchange in configuration.simulatorSequence() {
+        while true {
+            var k = -1
+            for i in heads.indices {
+                guard let head = heads[i] else { continue }
+                if k < 0 || head.trueNanosecondsAtTa < heads[k]!.trueNanosecondsAtTa { k = i }
+            }
+            guard k >= 0, let exchange = heads[k] else { break }
+            heads[k] = streams[k].next()
             // The first read after the resume: the counter has jumped, nothing has been
             // exchanged yet (sampled in every migration scenario, signalled or not).
             if let migration = configuration.oscillator.migration,
                previousSampleTime < migration.resumeNanoseconds, exchange.trueNanosecondsAtTa >= migration.resumeNanoseconds {
-                sampleBetween(until: migration.resumeNanoseconds)
-                sample(at: migration.resumeNanoseconds)
-                previousSampleTime = migration.resumeNanoseconds
+                sampleThrough(migration.resumeNanoseconds)
             }
             exchanges += 1
+            if several {
+                sources[k].exchanges += 1
+                if let step = sources[k].stepNanoseconds, exchange.trueNanosecondsAtTa >= step { pollsSinceStep[k] += 1 }
+            }
             if exchange.lost {
                 lost += 1
-                sampleBetween(until: exchange.trueNanosecondsAtTa)
-                sample(at: exchange.trueNanosecondsAtTa)
-                previousSampleTime = exchange.trueNanosecondsAtTa
+                sampleThrough(exchange.trueNanosecondsAtTa)
                 continue
             }
             let arrival = exchange.trueNanosecondsAtTf
-            sampleBetween(until: arrival)
             let header = exchange.header
             // The client's response validation refuses an unsynchronised server before a
             // stamp is made (RFC 5905 §8); the filter only ever sees valid stamps.
             if header.leap == 3 || header.stratum == 0 || header.stratum >= 16 || exchange.te < exchange.tb {
                 rejected += 1
-                sample(at: arrival)
-                previousSampleTime = arrival
+                sampleThrough(arrival)
                 continue
             }
+            sampleBetween(until: max(arrival, previousSampleTime))
             let stamp = Stamp(ta: exchange.ta, tb: exchange.tb, te: exchange.te, tf: exchange.tf,
                               stratum: header.stratum, referenceID: header.referenceID, leap: header.leap,
                               rootDelayNanoseconds: header.rootDelayNanoseconds,
@@ -178,18 +235,25 @@ public enum SimulationRunner {
             if let i = burstSends.firstIndex(of: exchange.trueNanosecondsAtTa), i + 1 < burstSends.count {
                 next = Double(burstSends[i + 1] - burstSends[i]) / 1e9
             }
-            switch clock.process(stamp, nextExchangeInSeconds: next) {
+            switch clocks[k].process(stamp, nextExchangeInSeconds: next) {
             case .accepted:
                 accepted += 1
-                let status = clock.parameters.status
-                if status.contains(.clockStep) { declared.append(LabEvent(name: "clock-step", atNanoseconds: arrival)) }
-                if status.contains(.rateChange) { declared.append(LabEvent(name: "rate-change", atNanoseconds: arrival)) }
-                if status.contains(.rttUpShift) { declared.append(LabEvent(name: "rtt-upshift", atNanoseconds: arrival)) }
+                let status = clocks[k].parameters.status
+                let prefix = several ? "server \(k + 1) " : ""
+                if status.contains(.clockStep) { declared.append(LabEvent(name: prefix + "clock-step", atNanoseconds: arrival)) }
+                if status.contains(.rateChange) { declared.append(LabEvent(name: prefix + "rate-change", atNanoseconds: arrival)) }
+                if status.contains(.rttUpShift) { declared.append(LabEvent(name: prefix + "rtt-upshift", atNanoseconds: arrival)) }
+                if several {
+                    latest[k] = clocks[k].parameters
+                    recordVote(combined.update(sources: latest, count: serverCount, atCounter: exchange.tf, updatedSource: k),
+                               at: arrival)
+                }
             case .rejected:
                 rejected += 1
             }
-            sample(at: arrival)
-            previousSampleTime = arrival
+            let at = max(arrival, previousSampleTime)
+            sample(at: at)
+            previousSampleTime = at
         }
 
         let figures = Figures(samples: samples, events: scenario.events,
@@ -198,11 +262,7 @@ public enum SimulationRunner {
                                 samples: sampling.keepSamplesForPlot ? samples : [],
                                 exchanges: exchanges, lostExchanges: lost, acceptedStamps: accepted,
                                 rejectedStamps: rejected, declaredEvents: declared,
-                                boundViolations: violations, boundViolationCount: violationCount)
+                                boundViolations: violations, boundViolationCount: violationCount,
+                                sources: sources)
     }
-}
-
-extension SimulationConfiguration {
-    /// The exchanges of this configuration, one by one.
-    func simulatorSequence() -> Simulator { Simulator(configuration: self) }
 }
