@@ -230,12 +230,15 @@ public struct FeedforwardClock: Sendable {
     private var farServer = false
 
     // Period (§5).
-    private var inWarmUp = true
-    private var warmFarBest = -1
+    /// Where the epoch's period estimate stands (§5).
+    private var phase = EpochPhase.warmUp
+    private var inWarmUp: Bool { phase == .warmUp }
+    /// The best stamp of the warm-up's first quarter, once there is one.
+    private var warmFarBest: Int? = nil
     private var warmFarEnd = 0
     private var warmNearMinimum: SlidingMinimum
-    private var lastPairFar = -1
-    private var lastPairNear = -1
+    /// The last warm-up pair tried, so the same pair is not tried twice.
+    private var lastPair: (far: Int, near: Int)? = nil
     private var reference = StoredStamp.none
     private var generationBestCurrent = StoredStamp.none
     private var generationBestPrevious = StoredStamp.none
@@ -247,7 +250,7 @@ public struct FeedforwardClock: Sendable {
     private var rateJump: Double = 0
     private var rateJumpCounter: Int64 = 0
     /// Step-only epochs keep the full phase; until this index a better stamp replaces the reference.
-    private var referenceOpenUntil = -1
+    private var referenceOpenUntil: Int? = nil
     /// After a step-only event the rate is unverified (§8.1: a migration moves to another
     /// counter, so steps and rate changes come together): every post-event stamp paired with
     /// `verifyAnchor` bounds the true period; `verifyLow...verifyHigh` (ns/tick) is the
@@ -554,8 +557,7 @@ public struct FeedforwardClock: Sendable {
         }
         epochStart = start
         pendingCount = 0
-        lastPairFar = -1
-        lastPairNear = -1
+        lastPair = nil
         generationBestCurrent = .none
         generationBestPrevious = .none
         thetaValid = false
@@ -569,11 +571,11 @@ public struct FeedforwardClock: Sendable {
             }
             referenceOpenUntil = start + windows.warmUp
         } else {
-            inWarmUp = true
-            warmFarBest = -1
+            phase = .warmUp
+            warmFarBest = nil
             warmFarEnd = start
             reference = .none
-            referenceOpenUntil = -1
+            referenceOpenUntil = nil
             localPeriodValid = false
         }
         shiftMinimum.reset()
@@ -610,19 +612,18 @@ public struct FeedforwardClock: Sendable {
             while warmFarEnd < epochStart + width {
                 let candidate = ring[slot(warmFarEnd)]
                 if periodKey(candidate) != .max
-                    && (warmFarBest < 0 || candidate.rtt < ring[slot(warmFarBest)].rtt) {
+                    && (warmFarBest.map { candidate.rtt < ring[slot($0)].rtt } ?? true) {
                     warmFarBest = warmFarEnd
                 }
                 warmFarEnd += 1
             }
             warmNearMinimum.push(index: i, key: periodKey(stamp))
             warmNearMinimum.dropBefore(i - width + 1)
-            if warmFarBest >= 0, let near = warmNearMinimum.minimumIndex,
-               warmNearMinimum.minimumKey != .max, near > warmFarBest,
-               near != lastPairNear || warmFarBest != lastPairFar {
-                lastPairNear = near
-                lastPairFar = warmFarBest
-                let far = ring[slot(warmFarBest)]
+            if let farIndex = warmFarBest, let near = warmNearMinimum.minimumIndex,
+               warmNearMinimum.minimumKey != .max, near > farIndex,
+               lastPair.map({ $0.near != near || $0.far != farIndex }) ?? true {
+                lastPair = (farIndex, near)
+                let far = ring[slot(farIndex)]
                 let nearStamp = ring[slot(near)]
                 if let pair = pairPeriod(far, nearStamp) {
                     let inconsistent = abs(pair.period / periodNanosecondsPerTick - 1) > pair.bound + periodErrorBound + rateWanderBound
@@ -645,7 +646,7 @@ public struct FeedforwardClock: Sendable {
             status.insert(.periodSanity)
             return
         }
-        if i <= referenceOpenUntil, !stamp.suspect, stamp.rtt - stamp.rttHat < reference.rtt - reference.rttHat {
+        if let openUntil = referenceOpenUntil, i <= openUntil, !stamp.suspect, stamp.rtt - stamp.rttHat < reference.rtt - reference.rttHat {
             reference = stamp    // a better anchor on this side of a step
             return
         }
@@ -666,8 +667,8 @@ public struct FeedforwardClock: Sendable {
     }
 
     private mutating func endWarmUp() {
-        inWarmUp = false
-        if warmFarBest >= 0 { reference = ring[slot(warmFarBest)] }
+        phase = .full
+        if let farIndex = warmFarBest { reference = ring[slot(farIndex)] }
         let ts = configuration.timestampNoiseNanoseconds
         farServer = periodNanosecondsPerTick * Double(rttHat) >= configuration.farServerRTTNanoseconds
         shiftThresholdNanoseconds = (farServer ? configuration.levelShiftFarServerNoises : configuration.levelShiftNoises) * ts
@@ -1097,6 +1098,13 @@ public struct FeedforwardClock: Sendable {
     @inline(__always) private func slot(_ index: Int) -> Int { index % ring.count }
 }
 
+/// The two phases of an epoch's period estimate (§5): warm-up pairs from the epoch's first
+/// and newest quarters, then candidates against a fixed reference stamp.
+enum EpochPhase: Sendable, Equatable {
+    case warmUp
+    case full
+}
+
 /// One accepted stamp as kept in the history ring.
 struct StoredStamp: Sendable {
     var ta: Int64
@@ -1120,68 +1128,4 @@ struct StoredStamp: Sendable {
 
     static let none = StoredStamp(ta: 0, tb: 0, te: 0, tf: 0, rtt: 0, rttHat: 0, serverErrorNanoseconds: 0,
                                   qualityWarning: false, suspect: false, index: -1)
-}
-
-/// One fitted estimate at now: offset (ns) and slope (ns per s) with standard errors.
-struct FitLine {
-    var offset = 0.0, offsetError = Double.infinity, slope = 0.0, slopeError = Double.infinity
-    /// Smallest excess RTT among the window's stamps, ns: the fit is no better than its best stamp.
-    var smallestExcessNanoseconds = Double.infinity
-}
-
-/// Weighted sums for a straight-line or parabola fit of y against x (§6), x in seconds
-/// before the newest stamp, y in ns.
-struct FitSums {
-    var count = 0
-    var smallestExcessNanoseconds = Double.infinity
-    var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, sy = 0.0, sxy = 0.0, sx2y = 0.0
-
-    mutating func add(x: Double, y: Double, weight w: Double, excessNanoseconds: Double) {
-        count += 1
-        smallestExcessNanoseconds = min(smallestExcessNanoseconds, excessNanoseconds)
-        let wx = w * x, wx2 = wx * x
-        s0 += w; s1 += wx; s2 += wx2; s3 += wx2 * x; s4 += wx2 * x * x
-        sy += w * y; sxy += wx * y; sx2y += wx2 * y
-    }
-
-    /// The line's value and slope at x = 0 (now), errors scaled by `scale` (how far the
-    /// stamps scatter relative to what their weights say).
-    func line(scale: Double) -> FitLine {
-        let meanX = s1 / s0
-        let suu = s2 - s0 * meanX * meanX
-        let meanY = sy / s0
-        guard suu > 0 else { return FitLine(offset: meanY, offsetError: (scale / s0).squareRoot()) }
-        let slope = (sxy - meanX * sy) / suu
-        let u0 = -meanX
-        return FitLine(offset: meanY + slope * u0, offsetError: (scale * (1 / s0 + u0 * u0 / suu)).squareRoot(),
-                       slope: slope, slopeError: (scale / suu).squareRoot())
-    }
-
-    /// The same for y = a + b·u + c·(u² − m₂), u = x − x̄: a parabola follows a rate that
-    /// changes steadily, at the price of more noise.
-    func parabola(scale: Double) -> FitLine? {
-        let m = s1 / s0
-        let suu = s2 - s0 * m * m
-        let su3 = s3 - 3 * m * s2 + 3 * m * m * s1 - m * m * m * s0
-        let su4 = s4 - 4 * m * s3 + 6 * m * m * s2 - 4 * m * m * m * s1 + m * m * m * m * s0
-        let m2 = suu / s0
-        let sqq = su4 - s0 * m2 * m2 - su3 * su3 / suu * 0   // ⟨q, q⟩ with q = u² − m₂
-        let suy = sxy - m * sy
-        let su2y = sx2y - 2 * m * sxy + m * m * sy
-        let sqy = su2y - m2 * sy
-        let det = suu * sqq - su3 * su3
-        guard suu > 0, det > 1e-12 * suu * sqq else { return nil }
-        // Inverse of [[suu, su3], [su3, sqq]].
-        let i11 = sqq / det, i12 = -su3 / det, i22 = suu / det
-        let b = i11 * suy + i12 * sqy
-        let c = i12 * suy + i22 * sqy
-        let u0 = -m
-        let q0 = u0 * u0 - m2
-        let offset = sy / s0 + b * u0 + c * q0
-        let offsetVariance = scale * (1 / s0 + u0 * u0 * i11 + 2 * u0 * q0 * i12 + q0 * q0 * i22)
-        let slope = b + 2 * c * u0
-        let slopeVariance = scale * (i11 + 4 * u0 * i12 + 4 * u0 * u0 * i22)
-        return FitLine(offset: offset, offsetError: max(offsetVariance, 0).squareRoot(),
-                       slope: slope, slopeError: max(slopeVariance, 0).squareRoot())
-    }
 }
