@@ -50,6 +50,7 @@ let liveTool = ToolDescription(
         .value("calibration-tolerance", "US", "How far (µs) a client's path asymmetry may stray from the model's\nbefore the run fails (default 3): checked with SNTP probes through the\nrelay before the clients start, and for each client from the relay's\nown stamps of its exchanges at the end."),
         .flag("ignore-calibration", "Run and exit 0 even when a path fails the calibration check (the\nreport still says so)."),
         .flag("lateness-histogram", "Also print the relay's send-lateness histogram per direction."),
+        .flag("realtime", "Run the lab's server and client threads and chronyd at SCHED_FIFO 10\n(root only). Off by default: it holds the relay back (see the report's\nlateness), since those threads keep their CPU after sending."),
         .value("chronyd", "PATH", "The chronyd to run (default: /usr/sbin/chronyd and the usual places)."),
         .flag("default-demo", "What bare 'ntplab' runs: lan-stratum1, 60 s, poll 1 s, SVG to\n./ntplab-lan-stratum1.svg (each of these can still be overridden)."),
     ],
@@ -114,6 +115,7 @@ func runLiveCommand(_ arguments: [String]) -> Int32 {
     var liveOptions = LiveOptions()
     liveOptions.interrupted = { (try? signals.pending()) != nil }
     liveOptions.compareChrony = options.has("compare")
+    liveOptions.realtimeScheduling = options.has("realtime")
     liveOptions.calibrationToleranceNanoseconds = Int64((toleranceMicroseconds * 1e3).rounded())
     let ignoreCalibration = options.has("ignore-calibration")
     liveOptions.stopOnFailedCalibration = !ignoreCalibration

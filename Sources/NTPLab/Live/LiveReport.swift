@@ -12,7 +12,7 @@ public enum LiveReport {
         out += "\(plan.scenario.name) live: \(formatDuration(plan.durationNanoseconds)) at poll \(fixedDecimal(plan.pollSeconds, plan.pollSeconds < 10 ? 1 : 0)) s, seed \(plan.seed); "
             + "truth = host clock through the relay's served-time transform"
             + (plan.scenario.reference == .server ? " (the server's clock)" : "")
-            + (result.realtimeScheduling ? "; lab threads and chronyd at SCHED_FIFO 10" : "; normal scheduling (not permitted to raise it)")
+            + (result.realtimeScheduling ? "; lab threads and chronyd at SCHED_FIFO 10, the relay at normal priority" : "; normal scheduling (not permitted to raise it)")
             + "; one relay thread for every client, sleeping between packets\n"
         out += clientLine(result.ours, path: result.oursPath) + "; \(result.exchanges) exchanges, \(result.acceptedExchanges) accepted\n"
         if let peer = result.peer { out += clientLine(peer, path: result.peerPath) + "\n" }
