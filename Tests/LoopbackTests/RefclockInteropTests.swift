@@ -77,9 +77,15 @@ final class RefclockInteropTests: XCTestCase {
         return try socket.localAddress().port
     }
 
-    /// chronyc -c -n COMMAND over the private command socket, split into CSV fields per line.
+    /// Where chronyc reaches this test's chronyd: its private Unix socket as root. An
+    /// unprivileged chronyd (-U) refuses a socket directory not owned by the user it was
+    /// built for, so then it listens on a free loopback UDP port, where chronyc's
+    /// monitoring commands (sources, tracking) are allowed from 127.0.0.1.
+    var chronycTarget: [String] = []
+
+    /// chronyc -c -n COMMAND over the private command endpoint, split into CSV fields per line.
     func query(_ chronyc: String, _ command: String) -> [[String]] {
-        guard let result = try? runChildProcess(chronyc, ["-h", directory + "/chronyd.sock", "-c", "-n", command], timeoutSeconds: 5),
+        guard let result = try? runChildProcess(chronyc, chronycTarget + ["-c", "-n", command], timeoutSeconds: 5),
               result.status == 0 else { return [] }
         return result.stdout.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
     }
@@ -105,19 +111,26 @@ final class RefclockInteropTests: XCTestCase {
         let port = try freePort()
         try start(stratumd, ["--listen", "127.0.0.1:\(port)", "--serve-unsynchronised", "--rate-limit", "off", "--threads", "1"],
                   log: "stratumd.log")
+        let commandLines: String
+        if getuid() == 0 {
+            commandLines = "cmdport 0\nbindcmdaddress \(directory)/chronyd.sock"
+            chronycTarget = ["-h", directory + "/chronyd.sock"]
+        } else {
+            let commandPort = try freePort()
+            commandLines = "cmdport \(commandPort)\nbindcmdaddress 127.0.0.1"
+            chronycTarget = ["-h", "127.0.0.1", "-p", "\(commandPort)"]
+        }
         let configuration = """
         # A chronyd that only listens to our refclock: never steers (-x), serves nobody, private command socket.
         \(refclockLine)
         port 0
-        cmdport 0
-        bindcmdaddress \(directory)/chronyd.sock
+        \(commandLines)
         pidfile \(directory)/chronyd.pid
 
         """
         try configuration.write(toFile: directory + "/chrony.conf", atomically: true, encoding: .utf8)
-        let user = getuid() == 0 ? ["-u", "root"] : ["-U"]
-        let daemon = try start(chronyd, ["-x", "-d"] + user + ["-f", directory + "/chrony.conf"], log: "chronyd.log")
-        for _ in 0..<50 where !FileManager.default.fileExists(atPath: directory + "/chronyd.sock") { usleep(100_000) }
+        let daemon = try start(chronyd, ["-x", "-d"] + ServerInteropTests.chronydUserArguments + ["-f", directory + "/chrony.conf"], log: "chronyd.log")
+        for _ in 0..<50 where query(chronyc, "tracking").isEmpty { usleep(100_000) }
         XCTAssertTrue(daemon.isRunning, "\(label): chronyd exited at once")
         try start(ntpclient, ["--poll", "1", "--json"] + clientOptions + ["127.0.0.1:\(port)"], log: "ntpclient.log")
 
