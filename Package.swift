@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "PublishedClock", dependencies: ["FeedforwardClock", "KernelStamps"]),
         .target(name: "NTPServer", dependencies: ["NTPPacket", "KernelValues", "KernelStamps"]),
         .target(name: "NTPClient", dependencies: ["NTPPacket", "KernelValues", "KernelStamps", "FeedforwardClock", "PublishedClock", "ToolSupport"]),
-        .target(name: "NTPLab", dependencies: ["NTPPacket", "Maths", "Randomness", "KernelStamps", "FeedforwardClock", "PublishedClock", "NTPServer", "NTPClient", "ToolSupport"]),
+        .target(name: "NTPLab", dependencies: ["KernelValues", "NTPPacket", "Maths", "Randomness", "KernelStamps", "FeedforwardClock", "PublishedClock", "NTPServer", "NTPClient", "ToolSupport"]),
         // One option parser and one output vocabulary for the three tools.
         .target(name: "ToolSupport", dependencies: ["NTPPacket", "KernelStamps"]),
         // Counts malloc calls for the allocation benchmarks (interposes malloc; ntpbench only).

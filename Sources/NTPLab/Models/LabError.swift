@@ -1,4 +1,4 @@
-import KernelStamps
+import KernelValues
 
 /// The NTPLab module's one error type: what failed, in words a person can act on (one clear
 /// line per error, as every tool prints them).
@@ -8,11 +8,4 @@ public struct LabError: Error, CustomStringConvertible, Equatable, Sendable {
     /// Wraps a socket error with what the lab was doing at the time.
     public init(_ doing: String, _ underlying: KernelError) { self.message = "\(doing): \(underlying.description)" }
     public var description: String { message }
-}
-
-/// Writes `text` to `path` (created or truncated, mode 0644), for plots and reports.
-public func writeTextFile(_ path: String, _ text: String) throws(LabError) {
-    do throws(KernelError) { try writeFile(atPath: path, contents: text) } catch {
-        throw LabError(error.description)
-    }
 }
