@@ -71,32 +71,26 @@ public func metricValueText(_ value: Double) -> String {
     return "\(value)"
 }
 
-/// HELP text escapes only backslash and newline.
-func escapedHelp(_ text: String) -> String {
+/// The exposition format's escaping: backslash and newline everywhere, and the double quote
+/// too inside a label value, where it would end the value (HELP text keeps its quotes).
+func escapedMetricText(_ text: String, escapingQuotes: Bool) -> String {
     var result = ""
     for character in text {
         switch character {
         case "\\": result += "\\\\"
         case "\n": result += "\\n"
+        case "\"" where escapingQuotes: result += "\\\""
         default: result.append(character)
         }
     }
     return result
 }
 
+/// HELP text escapes only backslash and newline.
+func escapedHelp(_ text: String) -> String { escapedMetricText(text, escapingQuotes: false) }
+
 /// Label values escape backslash, double quote and newline.
-func escapedLabelValue(_ text: String) -> String {
-    var result = ""
-    for character in text {
-        switch character {
-        case "\\": result += "\\\\"
-        case "\"": result += "\\\""
-        case "\n": result += "\\n"
-        default: result.append(character)
-        }
-    }
-    return result
-}
+func escapedLabelValue(_ text: String) -> String { escapedMetricText(text, escapingQuotes: true) }
 
 /// What the metrics endpoint answers to one HTTP request head (the bytes up to the blank
 /// line). Only `GET /metrics` (optionally with a query, as Prometheus sends none but a

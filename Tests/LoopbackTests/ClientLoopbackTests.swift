@@ -220,23 +220,10 @@ final class ClientLoopbackTests: XCTestCase {
         addTeardownBlock { unlink(path) }
         let writer = try PublishedClockWriter(path: path)
         writer.publish(invariantParameters(0))
-        let stop = StopFlag()
-        let thread = Thread {
-            var k: Int64 = 1
-            // About a million updates a second: far faster than any poll, with the short pause
-            // between updates a real writer always has.
-            while !stop.isSet {
-                writer.publish(invariantParameters(k))
-                k += 1
-                let resume = monotonicRawNanoseconds() + 500
-                while monotonicRawNanoseconds() < resume {}
-            }
-        }
-        thread.start()
-        defer {
-            stop.set()
-            while !thread.isFinished { usleep(1000) }
-        }
+        // About a million updates a second: far faster than any poll, with the short pause
+        // between updates a real writer always has.
+        let publisher = BusyPublisher(writer, pauseNanoseconds: 500)
+        defer { publisher.stop() }
         let result = try run(client, ["now", "--from", path, "--count", "10000", "--json"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let lines = result.jsonLines

@@ -190,21 +190,8 @@ final class ReaderAgreementTests: XCTestCase {
         let path = directory + "/busy-clock"
         let writer = try PublishedClockWriter(path: path)
         writer.publish(invariantParameters(0))
-        let stop = StopFlag()
-        let updates = UpdateCounter()
-        let thread = Thread {
-            var k: Int64 = 1
-            while !stop.isSet {
-                writer.publish(invariantParameters(k))
-                k += 1
-                if k & 1023 == 0 { updates.value = k }
-            }
-        }
-        thread.start()
-        defer {
-            stop.set()
-            while !thread.isFinished { usleep(1000) }
-        }
+        let publisher = BusyPublisher(writer)
+        defer { publisher.stop() }
         for (name, result) in [("C", try runChildProcess(c, [path, "20000"])),
                                ("Python", try runChildProcess(python, [script, path, "20000"]))] {
             XCTAssertEqual(result.status, 0, "\(name): \(result.stderr)")
@@ -227,7 +214,7 @@ final class ReaderAgreementTests: XCTestCase {
             XCTAssertGreaterThan(distinct.count, 10, "\(name): the reads did not overlap the writer's updates")
             print("\(name) reader: 20000 reads over \(distinct.count) distinct updates while the writer ran flat out, 0 torn")
         }
-        XCTAssertGreaterThan(updates.value, 10_000)
+        XCTAssertGreaterThan(publisher.updates, 10_000)
     }
 }
 
