@@ -3,7 +3,7 @@ import KernelStamps
 import NTPPacket
 import PublishedClock
 
-/// The system clock and the raw counter read together (feedforward-spec §1): raw, realtime,
+/// The system clock and the raw counter read together (docs/feedforward.md §1): raw, realtime,
 /// raw, keeping the tightest of a few tries; the realtime read is paired with the middle of
 /// its raw bracket.
 public struct SystemClockReading: Sendable, Equatable {
