@@ -70,11 +70,11 @@ public enum ClockFreshness: Sendable, Equatable {
 ///
 /// A plain value of fixed-size fields, so it can be copied into shared memory as is.
 /// Rebased at each update so that `counter − counterOrigin` stays small:
-/// `Ca(T) = timeAtOriginNanoseconds + timeAtOriginFraction + localPeriod·1e9·(T − counterOrigin)`,
+/// `Ca(T) = timeAtOriginNanoseconds + timeAtOriginFraction + localPeriodSecondsPerTick·1e9·(T − counterOrigin)`,
 /// which is `p̂·T + K − θ̂` at the last stamp (docs/feedforward.md §1), extrapolated from there at the local
 /// rate as RADclock's reader does (§5: θ̂ drifts at p̂_local − p̂ between stamps), with the
 /// whole nanoseconds kept in an Int64 so that every published time resolves 1 ns (§1).
-/// The difference clock Cd stays on `period`.
+/// The difference clock Cd stays on `periodSecondsPerTick`.
 public struct ClockParameters: Sendable, Equatable {
     /// Raw counter (ns of CLOCK_MONOTONIC_RAW) at which `timeAtOrigin…` holds.
     public var counterOrigin: Int64
@@ -83,7 +83,7 @@ public struct ClockParameters: Sendable, Equatable {
     /// Sub-nanosecond part of Ca at `counterOrigin`, in [0, 1).
     public var timeAtOriginFraction: Double
     /// p̂ in seconds per counter tick (nominally 1e-9); the filter works in ns per tick.
-    public var period: Double
+    public var periodSecondsPerTick: Double
     /// Statistical relative error of p̂ (§5: perr / p̂), dimensionless.
     public var periodError: Double
     /// Hard relative bound on the error of p̂ from its defining stamp pair (§8.2), dimensionless.
@@ -91,7 +91,7 @@ public struct ClockParameters: Sendable, Equatable {
     /// p̂_local in seconds per tick: p̂ corrected by the slope of the chosen offset fit (§6)
     /// once it has passed its quality and jump gates, else p̂. Ca extrapolates from
     /// `counterOrigin` at this rate.
-    public var localPeriod: Double
+    public var localPeriodSecondsPerTick: Double
     /// θ̂ in nanoseconds: the uncorrected clock C minus the server's time (positive: C ahead).
     public var offsetNanoseconds: Double
     /// Statistical error estimate at `lastStampCounter` (§6).
@@ -119,15 +119,15 @@ public struct ClockParameters: Sendable, Equatable {
 
     /// Parameters before any stamp: unusable, unsynchronised.
     public static let empty = ClockParameters(
-        counterOrigin: 0, timeAtOriginNanoseconds: 0, timeAtOriginFraction: 0, period: 1e-9,
-        periodError: 0.5, periodErrorBound: 0.5, localPeriod: 1e-9, offsetNanoseconds: 0,
+        counterOrigin: 0, timeAtOriginNanoseconds: 0, timeAtOriginFraction: 0, periodSecondsPerTick: 1e-9,
+        periodError: 0.5, periodErrorBound: 0.5, localPeriodSecondsPerTick: 1e-9, offsetNanoseconds: 0,
         errorEstimateNanoseconds: .infinity, maxErrorNanoseconds: .infinity, maxErrorGrowthRate: 0.5,
         lastStampCounter: 0, nextStampExpectedCounter: 0, leap: 3,
         status: [.unsynchronised, .noEstimate], lastRTTNanoseconds: 0, minimumRTTNanoseconds: 0,
         naiveOffsetNanoseconds: 0, stampCount: 0)
 
     public init(counterOrigin: Int64, timeAtOriginNanoseconds: Int64, timeAtOriginFraction: Double,
-                period: Double, periodError: Double, periodErrorBound: Double, localPeriod: Double,
+                periodSecondsPerTick: Double, periodError: Double, periodErrorBound: Double, localPeriodSecondsPerTick: Double,
                 offsetNanoseconds: Double, errorEstimateNanoseconds: Double, maxErrorNanoseconds: Double,
                 maxErrorGrowthRate: Double, lastStampCounter: Int64, nextStampExpectedCounter: Int64,
                 leap: UInt8, status: ClockStatus, lastRTTNanoseconds: Double,
@@ -135,10 +135,10 @@ public struct ClockParameters: Sendable, Equatable {
         self.counterOrigin = counterOrigin
         self.timeAtOriginNanoseconds = timeAtOriginNanoseconds
         self.timeAtOriginFraction = timeAtOriginFraction
-        self.period = period
+        self.periodSecondsPerTick = periodSecondsPerTick
         self.periodError = periodError
         self.periodErrorBound = periodErrorBound
-        self.localPeriod = localPeriod
+        self.localPeriodSecondsPerTick = localPeriodSecondsPerTick
         self.offsetNanoseconds = offsetNanoseconds
         self.errorEstimateNanoseconds = errorEstimateNanoseconds
         self.maxErrorNanoseconds = maxErrorNanoseconds
@@ -165,9 +165,9 @@ extension ClockParameters {
     }
 
     /// Ca(T) as whole Unix nanoseconds plus a fraction in [0, 1), extrapolated from the last
-    /// stamp at p̂_local (`localPeriod`).
+    /// stamp at p̂_local (`localPeriodSecondsPerTick`).
     @inlinable public func absoluteTimeParts(atCounter counter: Int64) -> (nanoseconds: Int64, fraction: Double) {
-        let elapsed = (localPeriod * 1e9) * Double(counter &- counterOrigin) + timeAtOriginFraction
+        let elapsed = (localPeriodSecondsPerTick * 1e9) * Double(counter &- counterOrigin) + timeAtOriginFraction
         let whole = elapsed.rounded(.down)
         return (timeAtOriginNanoseconds &+ Int64(whole), elapsed - whole)
     }
@@ -175,12 +175,12 @@ extension ClockParameters {
     /// Cd(T1, T2) = p̂·(T2 − T1) in nanoseconds (§1). Meant for intervals below the
     /// skew-model scale (1024 s); above it subtract two `absoluteTime` readings.
     @inlinable public func difference(fromCounter start: Int64, toCounter end: Int64) -> Double {
-        (period * 1e9) * Double(end &- start)
+        (periodSecondsPerTick * 1e9) * Double(end &- start)
     }
 
     /// The hard bound aged to `counter` at `maxErrorGrowthRate` (§8.2).
     @inlinable public func maxError(atCounter counter: Int64) -> Double {
-        let elapsed = max(0, (period * 1e9) * Double(counter &- lastStampCounter))
+        let elapsed = max(0, (periodSecondsPerTick * 1e9) * Double(counter &- lastStampCounter))
         return maxErrorNanoseconds + maxErrorGrowthRate * elapsed
     }
 
@@ -188,7 +188,7 @@ extension ClockParameters {
     @inlinable public func freshness(atCounter counter: Int64) -> ClockFreshness {
         if status.contains(.noEstimate) { return .unusable }
         if counter <= nextStampExpectedCounter { return .fresh }
-        let lateNanoseconds = (period * 1e9) * Double(counter &- nextStampExpectedCounter)
+        let lateNanoseconds = (periodSecondsPerTick * 1e9) * Double(counter &- nextStampExpectedCounter)
         return lateNanoseconds > 1024e9 ? .unusable : .stale
     }
 
@@ -214,5 +214,5 @@ extension ClockParameters {
     @inlinable public var periodErrorPPM: Double { periodError * 1e6 }
     /// p̂ against the nominal 1 ns per tick, in PPM: positive when a tick lasts longer than
     /// 1 ns (the counter runs slow against the server).
-    @inlinable public var periodOffsetPPM: Double { (period * 1e9 - 1) * 1e6 }
+    @inlinable public var periodOffsetPPM: Double { (periodSecondsPerTick * 1e9 - 1) * 1e6 }
 }

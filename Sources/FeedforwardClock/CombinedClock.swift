@@ -48,7 +48,7 @@ public struct CombinedClock: Sendable {
                                   errorEstimateNanoseconds: source.errorEstimateNanoseconds,
                                   periodError: source.periodError, condition: .usable)
         case .pendingEvent:
-            let elapsed = max(0, source.period * 1e9 * Double(counter &- source.lastStampCounter))
+            let elapsed = max(0, source.periodSecondsPerTick * 1e9 * Double(counter &- source.lastStampCounter))
             let centre = offset + (source.offsetNanoseconds - source.naiveOffsetNanoseconds)
             return SourceInterval(offsetNanoseconds: centre,
                                   maxErrorNanoseconds: source.lastRTTNanoseconds / 2 + source.periodErrorBound * elapsed,
@@ -104,7 +104,7 @@ public struct CombinedClock: Sendable {
             stamps += sources[i].stampCount
             guard vote.verdicts[i] == .selected else { continue }
             let s = sources[i]
-            growth = min(growth, s.maxErrorGrowthRate + abs(base.localPeriod / s.localPeriod - 1))
+            growth = min(growth, s.maxErrorGrowthRate + abs(base.localPeriodSecondsPerTick / s.localPeriodSecondsPerTick - 1))
             nextExpected = max(nextExpected, s.nextStampExpectedCounter)
         }
         let whole = vote.offsetNanoseconds.rounded(.down)
@@ -119,10 +119,10 @@ public struct CombinedClock: Sendable {
             counterOrigin: counter,
             timeAtOriginNanoseconds: combinedTime,
             timeAtOriginFraction: vote.offsetNanoseconds - whole,
-            period: base.period,
+            periodSecondsPerTick: base.periodSecondsPerTick,
             periodError: base.periodError,
             periodErrorBound: base.periodErrorBound,
-            localPeriod: base.localPeriod,
+            localPeriodSecondsPerTick: base.localPeriodSecondsPerTick,
             offsetNanoseconds: base.offsetNanoseconds + shift,
             errorEstimateNanoseconds: vote.errorEstimateNanoseconds,
             maxErrorNanoseconds: vote.maxErrorNanoseconds,

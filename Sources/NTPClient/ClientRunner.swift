@@ -249,7 +249,7 @@ public final class ClientRunner {
             stratum = result.response.header.stratum
             sources[k].stratum = stratum
             let stamp = result.stamp
-            rtt = Double(stamp.roundTripTicks) * sources[k].clock.parameters.period * 1e9
+            rtt = Double(stamp.roundTripTicks) * sources[k].clock.parameters.periodSecondsPerTick * 1e9
             let next = sources[k].schedule.secondsToNextExchange(after: sources[k].exchanges)
             switch sources[k].clock.process(stamp, nextExchangeInSeconds: next) {
             case .accepted:

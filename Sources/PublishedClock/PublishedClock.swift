@@ -106,10 +106,10 @@ struct PublishedClockRegion {
         put(UInt64(bitPattern: p.counterOrigin))
         put(UInt64(bitPattern: p.timeAtOriginNanoseconds))
         put(p.timeAtOriginFraction.bitPattern)
-        put(p.period.bitPattern)
+        put(p.periodSecondsPerTick.bitPattern)
         put(p.periodError.bitPattern)
         put(p.periodErrorBound.bitPattern)
-        put(p.localPeriod.bitPattern)
+        put(p.localPeriodSecondsPerTick.bitPattern)
         put(p.offsetNanoseconds.bitPattern)
         put(p.errorEstimateNanoseconds.bitPattern)
         put(p.maxErrorNanoseconds.bitPattern)
@@ -151,7 +151,7 @@ struct PublishedClockRegion {
                                           staleGraceNanoseconds: Int64(bitPattern: load(PublishedClockLayout.staleGraceWord)))
         let parameters = ClockParameters(
             counterOrigin: counterOrigin, timeAtOriginNanoseconds: timeAtOrigin, timeAtOriginFraction: fraction,
-            period: period, periodError: periodError, periodErrorBound: periodErrorBound, localPeriod: localPeriod,
+            periodSecondsPerTick: period, periodError: periodError, periodErrorBound: periodErrorBound, localPeriodSecondsPerTick: localPeriod,
             offsetNanoseconds: offset, errorEstimateNanoseconds: errorEstimate, maxErrorNanoseconds: maxError,
             maxErrorGrowthRate: growth, lastStampCounter: lastStamp, nextStampExpectedCounter: nextStamp,
             leap: leap, status: status, lastRTTNanoseconds: lastRTT, minimumRTTNanoseconds: minimumRTT,

@@ -46,7 +46,7 @@ func clientMetricFamilies(_ snapshot: ClientMetricsSnapshot) -> [MetricFamily] {
             gauge("error_estimate_seconds", "Statistical error estimate of the feedforward clock, seconds.",
                   estimate(parameters.errorEstimateNanoseconds)),
             gauge("period_seconds", "Estimated length of one counter tick (one CLOCK_MONOTONIC_RAW nanosecond), seconds; 1e-9 is a perfect oscillator.",
-                  parameters.period),
+                  parameters.periodSecondsPerTick),
             gauge("period_error_ratio", "Statistical error of the period estimate, relative to the period (1e-6 is 1 PPM).",
                   parameters.periodError),
             gauge("minimum_rtt_seconds", "The filter's minimum round-trip time, seconds.", estimate(parameters.minimumRTTNanoseconds)),

@@ -125,7 +125,7 @@ func runNow() -> Never {
                 JSONMember("counterNanoseconds", .integer(now.counter)),
                 JSONMember("counterOriginNanoseconds", .integer(p.counterOrigin)),
                 JSONMember("timeAtOriginNanoseconds", .integer(p.timeAtOriginNanoseconds)),
-                JSONMember("periodSecondsPerTick", .number(p.period)),
+                JSONMember("periodSecondsPerTick", .number(p.periodSecondsPerTick)),
                 JSONMember("publishedMaxErrorNanoseconds", .number(p.maxErrorNanoseconds)),
                 JSONMember("lastStampCounterNanoseconds", .integer(p.lastStampCounter)),
                 JSONMember("stampCount", .integer(p.stampCount)),

@@ -10,8 +10,8 @@ import ToolSupport
 func distinctParameters(_ k: Int64) -> ClockParameters {
     ClockParameters(
         counterOrigin: 1_000 + k, timeAtOriginNanoseconds: 1_795_286_605_000_000_000 + k,
-        timeAtOriginFraction: 0.25, period: 1.000_002e-9, periodError: 3e-8, periodErrorBound: 4e-7,
-        localPeriod: 1.000_001e-9, offsetNanoseconds: -1234.25, errorEstimateNanoseconds: 321.25,
+        timeAtOriginFraction: 0.25, periodSecondsPerTick: 1.000_002e-9, periodError: 3e-8, periodErrorBound: 4e-7,
+        localPeriodSecondsPerTick: 1.000_001e-9, offsetNanoseconds: -1234.25, errorEstimateNanoseconds: 321.25,
         maxErrorNanoseconds: 45_678.5, maxErrorGrowthRate: 6e-7, lastStampCounter: 900 + k,
         nextStampExpectedCounter: 16_000_000_900 + k, leap: 1, status: [.warmUp, .periodUpdated],
         lastRTTNanoseconds: 81_000.5, minimumRTTNanoseconds: 80_000.25, naiveOffsetNanoseconds: -1100.75,
@@ -93,8 +93,8 @@ final class OutputTests: XCTestCase {
 
     func testSystemClockOffsetIsRealtimeMinusFeedforwardClock() {
         var p = distinctParameters(0)
-        p.period = 1e-9
-        p.localPeriod = 1e-9
+        p.periodSecondsPerTick = 1e-9
+        p.localPeriodSecondsPerTick = 1e-9
         p.timeAtOriginFraction = 0.25
         // Ca at counterOrigin + 1000 is timeAtOrigin + 1000.25 ns; the system clock reads 500 ns more.
         let reading = SystemClockReading(rawNanoseconds: p.counterOrigin + 1_000,

@@ -69,7 +69,7 @@ func temporaryDirectory() throws -> String {
 func liveParameters(at counter: Int64, pollNanoseconds: Int64 = 16_000_000_000) -> ClockParameters {
     ClockParameters(
         counterOrigin: counter, timeAtOriginNanoseconds: 1_795_286_605_000_000_000, timeAtOriginFraction: 0.5,
-        period: 1.000_000_5e-9, periodError: 1e-8, periodErrorBound: 1e-7, localPeriod: 1.000_000_4e-9,
+        periodSecondsPerTick: 1.000_000_5e-9, periodError: 1e-8, periodErrorBound: 1e-7, localPeriodSecondsPerTick: 1.000_000_4e-9,
         offsetNanoseconds: 0, errorEstimateNanoseconds: 100, maxErrorNanoseconds: 10_000, maxErrorGrowthRate: 1e-6,
         lastStampCounter: counter, nextStampExpectedCounter: counter + pollNanoseconds, leap: 0, status: [],
         lastRTTNanoseconds: 50_000, minimumRTTNanoseconds: 40_000, naiveOffsetNanoseconds: 0, stampCount: 40)

@@ -51,7 +51,7 @@ final class FeedforwardClockTests: XCTestCase {
             XCTAssertLessThan(s.observations[7].parameters.maxErrorNanoseconds, 500_000, "rate \(rate) bound after burst")
             XCTAssertLessThan(s.worstError(from: 8 + 50), 30_000, "rate \(rate)")
             let truePeriod = 1e-9 / rate
-            XCTAssertEqual(s.last.parameters.period / truePeriod, 1, accuracy: 1e-6, "rate \(rate)")
+            XCTAssertEqual(s.last.parameters.periodSecondsPerTick / truePeriod, 1, accuracy: 1e-6, "rate \(rate)")
             XCTAssertNil(s.firstIndex(from: 0, with: .rateChange), "rate \(rate)")
         }
     }
@@ -161,7 +161,7 @@ final class FeedforwardClockTests: XCTestCase {
         XCTAssertLessThanOrEqual(event - migratedAt, 4)
         XCTAssertLessThan(s.worstError(from: event + 5), 100_000)
         XCTAssertLessThan(s.worstError(from: event + 60), 20_000)
-        XCTAssertEqual(s.last.parameters.period / (1e-9 / 1.2), 1, accuracy: 1e-6)
+        XCTAssertEqual(s.last.parameters.periodSecondsPerTick / (1e-9 / 1.2), 1, accuracy: 1e-6)
     }
 
     // A one-hour server outage: the bound grows, the reader says stale/starving, recovery.
@@ -237,8 +237,8 @@ final class FeedforwardClockTests: XCTestCase {
         p.counterOrigin = 5_000_000_000_000
         p.timeAtOriginNanoseconds = 1_700_000_000_123_456_789
         p.timeAtOriginFraction = 0.25
-        p.period = 1e-9
-        p.localPeriod = 1e-9
+        p.periodSecondsPerTick = 1e-9
+        p.localPeriodSecondsPerTick = 1e-9
         let far = p.counterOrigin + 864_000_000_000_000
         var previous = p.absoluteTime(atCounter: far)
         XCTAssertEqual(previous, p.timeAtOriginNanoseconds + 864_000_000_000_000)
@@ -248,8 +248,8 @@ final class FeedforwardClockTests: XCTestCase {
             previous = t
         }
         // 20 PPM slow counter: every tick advances 1 ns, one tick in 50 000 advances 2.
-        p.period = 1.00002e-9
-        p.localPeriod = p.period
+        p.periodSecondsPerTick = 1.00002e-9
+        p.localPeriodSecondsPerTick = p.periodSecondsPerTick
         let start = p.absoluteTime(atCounter: far)
         var twos = 0
         previous = start
@@ -271,7 +271,7 @@ final class FeedforwardClockTests: XCTestCase {
         s.run(12)
         let p = s.last.parameters
         let pollTicks = p.nextStampExpectedCounter - p.lastStampCounter
-        XCTAssertEqual(Double(pollTicks) * p.period, 16, accuracy: 1e-3)
+        XCTAssertEqual(Double(pollTicks) * p.periodSecondsPerTick, 16, accuracy: 1e-3)
         XCTAssertEqual(p.freshness(atCounter: p.lastStampCounter), .fresh)
         XCTAssertEqual(p.freshness(atCounter: p.nextStampExpectedCounter), .fresh)
         XCTAssertEqual(p.freshness(atCounter: p.nextStampExpectedCounter + 1_000_000), .stale)
@@ -391,7 +391,7 @@ final class FeedforwardClockTests: XCTestCase {
         var s = Scenario(path: PathSimulator(rate: 1 + 4e-6, seed: 37))
         runWithRamp(&s, stamps: 8 + 900, ppmPerHour: 0.2)
         let before = s.last.parameters
-        XCTAssertGreaterThan(abs(before.localPeriod / before.period - 1), 0.05e-6, "the ramp must make p̂_local matter")
+        XCTAssertGreaterThan(abs(before.localPeriodSecondsPerTick / before.periodSecondsPerTick - 1), 0.05e-6, "the ramp must make p̂_local matter")
         let worstBefore = s.worstError(from: 8 + 600)
         let stepAt = s.observations.count
         s.path.serverOffsetNanoseconds += 100_000_000
@@ -399,8 +399,8 @@ final class FeedforwardClockTests: XCTestCase {
         guard let event = s.firstIndex(from: stepAt, with: .clockStep) else { return XCTFail("step not declared") }
         XCTAssertNil(s.firstIndex(from: stepAt, with: .rateChange))
         let after = s.observations[event].parameters
-        XCTAssertEqual(after.period, before.period, accuracy: 1e-9 * 0.01e-6, "p̂ kept")
-        XCTAssertEqual(after.localPeriod / before.localPeriod, 1, accuracy: 0.02e-6, "p̂_local kept")
+        XCTAssertEqual(after.periodSecondsPerTick, before.periodSecondsPerTick, accuracy: 1e-9 * 0.01e-6, "p̂ kept")
+        XCTAssertEqual(after.localPeriodSecondsPerTick / before.localPeriodSecondsPerTick, 1, accuracy: 0.02e-6, "p̂_local kept")
         XCTAssertLessThan(s.worstError(from: event + 5), max(1.5 * worstBefore, 10_000),
                           "after the step, as good as before it (\(worstBefore) ns)")
         assertHonest(s, from: event)
@@ -437,7 +437,7 @@ final class FeedforwardClockTests: XCTestCase {
             // Back under 50 µs within a minute (the new path's asymmetry moves the bias by 15 µs) and staying.
             XCTAssertLessThan(s.worstError(from: migratedAt + perMinute), 50_000, "poll \(poll)")
             XCTAssertLessThan(s.betweenWorst[(migratedAt + perMinute)...].max() ?? 0, 50_000, "poll \(poll) between stamps")
-            XCTAssertEqual(s.last.parameters.period / (1e-9 / (1 + 37e-6)), 1, accuracy: 2e-6, "poll \(poll)")
+            XCTAssertEqual(s.last.parameters.periodSecondsPerTick / (1e-9 / (1 + 37e-6)), 1, accuracy: 2e-6, "poll \(poll)")
             // Honest from the first post-migration stamp on, at the stamps and between them.
             assertHonest(s, from: migratedAt)
             assertHonestBetween(s, from: migratedAt, "poll \(poll) after the migration")
@@ -451,8 +451,8 @@ final class FeedforwardClockTests: XCTestCase {
         p.counterOrigin = 1_000_000
         p.timeAtOriginNanoseconds = 1_700_000_000_000_000_000
         p.timeAtOriginFraction = 0.5
-        p.period = 1e-9
-        p.localPeriod = 1.000_001e-9
+        p.periodSecondsPerTick = 1e-9
+        p.localPeriodSecondsPerTick = 1.000_001e-9
         XCTAssertEqual(p.absoluteTime(atCounter: p.counterOrigin + 1_000_000_000),
                        p.timeAtOriginNanoseconds + 1_000_001_000)
         XCTAssertEqual(p.absoluteTime(atCounter: p.counterOrigin), p.timeAtOriginNanoseconds)
@@ -465,7 +465,7 @@ final class FeedforwardClockTests: XCTestCase {
         s.path.setRate(1 + 4.4e-6)
         s.run(500)
         let last = s.last.parameters
-        XCTAssertGreaterThan(abs(last.localPeriod / last.period - 1), 0.05e-6, "p̂ still lags the new rate")
+        XCTAssertGreaterThan(abs(last.localPeriodSecondsPerTick / last.periodSecondsPerTick - 1), 0.05e-6, "p̂ still lags the new rate")
         XCTAssertNil(s.firstIndex(from: 0, with: .rateChange))
         s.path.advance(seconds: 3600)
         let counter = s.path.counter(at: s.path.now)

@@ -321,7 +321,7 @@ final class ClientLoopbackTests: XCTestCase {
 func invariantParameters(_ k: Int64) -> ClockParameters {
     ClockParameters(
         counterOrigin: 5_000_000 + k, timeAtOriginNanoseconds: 1_795_286_605_000_000_000 + 1_000 * k,
-        timeAtOriginFraction: 0.5, period: 1e-9, periodError: 1e-8, periodErrorBound: 1e-7, localPeriod: 1e-9,
+        timeAtOriginFraction: 0.5, periodSecondsPerTick: 1e-9, periodError: 1e-8, periodErrorBound: 1e-7, localPeriodSecondsPerTick: 1e-9,
         offsetNanoseconds: 0, errorEstimateNanoseconds: 100, maxErrorNanoseconds: 1_000, maxErrorGrowthRate: 1e-6,
         lastStampCounter: 4_000_000 + k, nextStampExpectedCounter: .max / 2, leap: 0, status: [],
         lastRTTNanoseconds: 50_000, minimumRTTNanoseconds: 40_000, naiveOffsetNanoseconds: 0, stampCount: k + 1)

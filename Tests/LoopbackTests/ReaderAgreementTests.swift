@@ -112,7 +112,7 @@ final class ReaderAgreementTests: XCTestCase {
             // Same time: exactly Ca of the shared parameters at the reader's own counter read,
             // and within 2 µs of Swift's reading once carried to Swift's counter.
             XCTAssertEqual(r.time, p.absoluteTime(atCounter: r.counter), "\(label): \(name) computes Ca differently")
-            let carried = r.time + Int64((p.localPeriod * 1e9 * Double(swift.counter - r.counter)).rounded())
+            let carried = r.time + Int64((p.localPeriodSecondsPerTick * 1e9 * Double(swift.counter - r.counter)).rounded())
             let difference = Double((carried - swift.unixNanoseconds).magnitude)
             worst = max(worst, difference)
             XCTAssertLessThanOrEqual(difference, 2_000, "\(label): \(name) and Swift disagree by \(difference) ns")
@@ -131,8 +131,8 @@ final class ReaderAgreementTests: XCTestCase {
     func parameters(at counter: Int64) -> ClockParameters {
         ClockParameters(
             counterOrigin: counter - 3_000_000_000, timeAtOriginNanoseconds: realtimeNanoseconds() - 3_000_000_000,
-            timeAtOriginFraction: 0.375, period: 1.000_000_512e-9, periodError: 2e-9, periodErrorBound: 5e-8,
-            localPeriod: 1.000_000_498e-9, offsetNanoseconds: 12.5, errorEstimateNanoseconds: 80,
+            timeAtOriginFraction: 0.375, periodSecondsPerTick: 1.000_000_512e-9, periodError: 2e-9, periodErrorBound: 5e-8,
+            localPeriodSecondsPerTick: 1.000_000_498e-9, offsetNanoseconds: 12.5, errorEstimateNanoseconds: 80,
             maxErrorNanoseconds: 25_000.25, maxErrorGrowthRate: 5e-7, lastStampCounter: counter - 3_000_000_000,
             nextStampExpectedCounter: counter + 13_000_000_000, leap: 0, status: [.periodUpdated],
             lastRTTNanoseconds: 60_000, minimumRTTNanoseconds: 55_000, naiveOffsetNanoseconds: 10, stampCount: 99)
