@@ -21,9 +21,8 @@ final class VMClockScenarioTests: XCTestCase {
         XCTAssertGreaterThan(first?.errorNanoseconds.magnitude ?? 0, 1_000_000_000, "the counter jumped 2.5 s")
         XCTAssertEqual(first?.maxErrorNanoseconds, Int64.max, "the reader saw the changed marker")
         // Back under 50 µs no later than without the signal. (The finer recovery figure,
-        // twice the steady p99, is left to the promise: after either migration the residual
-        // error is the new path's invisible +10 µs asymmetry bias, which hovers at that
-        // threshold, so which run crosses it last is noise.)
+        // twice the steady p99, is compared over several seeds below: one run's figure
+        // depends on where its last rare excursion falls.)
         let signalledSettle = signalled.figures.settlings.first?.recoveryNanoseconds ?? .max
         let silentSettle = silent.figures.settlings.first?.recoveryNanoseconds ?? .max
         XCTAssertLessThanOrEqual(signalledSettle, silentSettle, table)
@@ -44,6 +43,43 @@ final class VMClockScenarioTests: XCTestCase {
             XCTAssertLessThanOrEqual(signalled.figures.settlings.first?.recoveryNanoseconds ?? .max,
                                      silent.figures.settlings.first?.recoveryNanoseconds ?? .max, "poll \(poll): \(table)")
         }
+    }
+}
+
+extension VMClockScenarioTests {
+    /// The finer recovery figure (back within twice the steady p99, about 25 µs) compared
+    /// fairly: over several seeds, by the median and by how many runs the signal wins or
+    /// ties. One run is not enough: after either migration the clock sits on the new
+    /// path's invisible +10 µs asymmetry bias, and now and then a single exchange moves the
+    /// offset estimate by 10–14 µs for one poll, before a migration as after it, with the
+    /// signal and without, up and down. One that goes up after the migration crosses the
+    /// threshold and moves that run's recovery figure to hours; the signalled client's
+    /// extra burst exchanges shift the random draws, so which of the two runs it hits is
+    /// chance, not the signal's handling.
+    func testSignalledRecoveryIsNoSlowerOverSeveralSeeds() {
+        let seeds: [UInt64] = [6, 5, 7, 11, 21, 31]
+        for poll in [16, 64] {
+            var signalled = [Int64](), silent = [Int64](), tables = [String]()
+            for seed in seeds {
+                let withSignal = SimulationRunner.run(Scenario.migrationVMClock.with(days: 0.6, seed: seed, pollSeconds: poll),
+                                                      sampling: SamplingOptions(keepSamplesForPlot: false))
+                let without = SimulationRunner.run(Scenario.migration.with(days: 0.6, seed: seed, pollSeconds: poll),
+                                                   sampling: SamplingOptions(keepSamplesForPlot: false))
+                XCTAssertEqual(withSignal.boundViolationCount, 0, "poll \(poll), seed \(seed)")
+                signalled.append(withSignal.figures.recoveries.first?.recoveryNanoseconds ?? .max)
+                silent.append(without.figures.recoveries.first?.recoveryNanoseconds ?? .max)
+                tables.append(SimulationReport.table([without, withSignal]))
+            }
+            let report = "poll \(poll):\n" + tables.joined(separator: "\n")
+            XCTAssertLessThanOrEqual(median(signalled), median(silent), report)
+            let winsOrTies = zip(signalled, silent).filter { $0 <= $1 }.count
+            XCTAssertGreaterThan(2 * winsOrTies, seeds.count, report)
+        }
+    }
+
+    private func median(_ values: [Int64]) -> Int64 {
+        let sorted = values.sorted()
+        return sorted[(sorted.count - 1) / 2]
     }
 }
 
