@@ -38,7 +38,11 @@ final class ServerInteropTests: XCTestCase {
             let deadline = Date().addingTimeInterval(timeoutSeconds)
             while Date() < deadline {
                 for table in ["/proc/net/udp", "/proc/net/udp6"] {
-                    let text = (try? String(contentsOfFile: table, encoding: .utf8)) ?? ""
+                    // Read to the end: Foundation's String(contentsOfFile:) stops after the
+                    // first page of a /proc file, which holds only the first few dozen sockets.
+                    guard let handle = FileHandle(forReadingAtPath: table) else { continue }
+                    let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+                    try? handle.close()
                     // Column 2 is local_address as HEXADDR:HEXPORT.
                     if text.split(separator: "\n").dropFirst().contains(where: { line in
                         line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.map { "\($0) ".hasSuffix(portHex) } ?? false
