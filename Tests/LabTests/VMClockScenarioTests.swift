@@ -50,9 +50,9 @@ extension VMClockScenarioTests {
     /// The finer recovery figure (back within twice the steady p99, about 25 µs) compared
     /// fairly: over several seeds, by the median and by how many runs the signal wins or
     /// ties. One run is not enough: after either migration the clock sits on the new
-    /// path's invisible +10 µs asymmetry bias, and now and then a single exchange moves the
-    /// offset estimate by 10–14 µs for one poll, before a migration as after it, with the
-    /// signal and without, up and down. One that goes up after the migration crosses the
+    /// path's invisible +10 µs asymmetry bias, and now and then, when the newest stamps all
+    /// queue, the offset fit follows them by 10–14 µs for one poll, before a migration as
+    /// after it, with the signal and without, up and down. One that goes up after the migration crosses the
     /// threshold and moves that run's recovery figure to hours; the signalled client's
     /// extra burst exchanges shift the random draws, so which of the two runs it hits is
     /// chance, not the signal's handling.

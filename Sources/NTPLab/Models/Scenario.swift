@@ -329,11 +329,11 @@ public struct Scenario: Sendable, Equatable {
     /// polls 4 and 16 (migration: 8.5–28.5 s and 44.5 s) and in most at poll 64 (migration:
     /// 2.3 min). A run can still show a late figure, with the signal or without: after
     /// either migration the clock sits on the new path's invisible +10 µs asymmetry bias,
-    /// and now and then one exchange moves the offset estimate by 10–14 µs for one poll
-    /// (before the migration too, up and down, about as often in both scenarios); one
-    /// that goes up crosses the threshold and moves that run's figure to hours. Over 40
-    /// seeds at poll 64 that happened in 2 signalled runs and 1 unsignalled one, so the
-    /// tests compare the figure over several seeds.
+    /// and now and then, when the newest stamps all queue, the offset fit follows them by
+    /// 10–14 µs, with a slope, for one poll (before the migration too, up and down, about
+    /// as often in both scenarios); one that goes up crosses the threshold and moves that
+    /// run's figure to hours. Over 40 seeds at poll 64 that happened in 2 signalled runs and
+    /// 1 unsignalled one, so the tests compare the figure over several seeds.
     public static let migrationVMClock: Scenario = migratingWithVMClock(at: 12 * Span.hour)
 
     /// `migrating(at:)` with the platform signalling the disruption.
