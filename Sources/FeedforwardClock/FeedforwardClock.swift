@@ -274,6 +274,8 @@ public struct FeedforwardClock: Sendable {
     /// follows that local rate rather than staying put (which would run the clock at p̂).
     private var thetaAtUpdate: Double = 0
     private var localRateIsSignificant = false
+    /// Standard error of the slope behind `localPeriodNanosecondsPerTick`, dimensionless (§6).
+    private var localRateSlopeError = Double.infinity
     private var lastLocalPeriodCandidate: Double = 1
 
     public init(configuration: FeedforwardConfiguration = FeedforwardConfiguration()) {
@@ -577,6 +579,7 @@ public struct FeedforwardClock: Sendable {
             reference = .none
             referenceOpenUntil = nil
             localPeriodValid = false
+            localRateSlopeError = .infinity
         }
         shiftMinimum.reset()
         warmNearMinimum.reset()
@@ -753,6 +756,7 @@ public struct FeedforwardClock: Sendable {
                 localPeriodNanosecondsPerTick = candidateLocal
                 localPeriodValid = true
                 localRateIsSignificant = abs(slope) > fitAgreementFactor * fit.slopeError
+                localRateSlopeError = fit.slopeError
             }
         }
         thetaUpdateCounter = now
@@ -1064,7 +1068,14 @@ public struct FeedforwardClock: Sendable {
         let caWhole = ca.rounded(.down)
         let sinceUpdate = periodNanosecondsPerTick * Double(now - thetaUpdateCounter)
         let nextTicks = Int64((nextExchangeInSeconds * 1e9 / periodNanosecondsPerTick).rounded())
-        let growth = min(delta + max(pendingRate(), rateJumpAllowance(at: now)),
+        // Readers run Ca at p̂_local, so between stamps their error moves at |true rate − p̂_local|.
+        // δ covers that through p̂ (p̂'s bound + |p̂_local/p̂ − 1| + wander), which charges a
+        // real, measured rate cycle in full even while p̂_local follows it. Out of warm-up the
+        // fit's own slope interval (`fitAgreementFactor` standard errors) plus the wander also
+        // covers it, and is far tighter when the rate cycles (§8.2); the smaller is aged.
+        let readerDelta = inWarmUp ? delta
+            : min(delta, fitAgreementFactor * localRateSlopeError + rateWanderBound + unverifiedRate)
+        let growth = min(readerDelta + max(pendingRate(), rateJumpAllowance(at: now)),
                          configuration.maximumRateErrorFraction)
         parameters = ClockParameters(
             counterOrigin: now,
@@ -1077,7 +1088,7 @@ public struct FeedforwardClock: Sendable {
             offsetNanoseconds: theta,
             errorEstimateNanoseconds: errorAtUpdate + errorGrowthRate * sinceUpdate,
             maxErrorNanoseconds: published,
-            maxErrorGrowthRate: max(growth, delta),
+            maxErrorGrowthRate: max(growth, readerDelta),
             lastStampCounter: now,
             nextStampExpectedCounter: now + max(nextTicks, 1),
             leap: stamp.leap,
