@@ -91,12 +91,12 @@ public struct CombinedClock: Sendable {
         let vote = SourceSelection.select(intervals, count: n, minimumSources: minimumSources,
                                           previousPeriodSource: selection.periodSource)
         selection = vote
-        guard vote.outcome.isSynchronised, vote.periodSource >= 0 else {
+        guard vote.outcome.isSynchronised, let periodSource = vote.periodSource else {
             parameters.status.insert(.unsynchronised)
             return vote
         }
 
-        let base = sources[vote.periodSource]
+        let base = sources[periodSource]
         var growth = Double.infinity
         var nextExpected = counter
         var stamps: Int64 = 0

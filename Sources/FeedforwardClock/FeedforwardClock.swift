@@ -239,9 +239,10 @@ public struct FeedforwardClock: Sendable {
     private var warmNearMinimum: SlidingMinimum
     /// The last warm-up pair tried, so the same pair is not tried twice.
     private var lastPair: (far: Int, near: Int)? = nil
-    private var reference = StoredStamp.none
-    private var generationBestCurrent = StoredStamp.none
-    private var generationBestPrevious = StoredStamp.none
+    /// The far stamp of full-phase period candidates (§5); nil until warm-up ends or a step re-anchors it.
+    private var reference: StoredStamp? = nil
+    /// The best stamp of the current history half, the next reference (§5).
+    private var generationBestCurrent: StoredStamp? = nil
 
     // Clock events (§8.1).
     private var pending: [Int]
@@ -256,7 +257,7 @@ public struct FeedforwardClock: Sendable {
     /// `verifyAnchor` bounds the true period; `verifyLow...verifyHigh` (ns/tick) is the
     /// intersection of those hard intervals.
     private var rateUnverified = false
-    private var verifyAnchor = StoredStamp.none
+    private var verifyAnchor: StoredStamp? = nil
     private var verifyLow: Double = 0
     private var verifyHigh: Double = 0
 
@@ -295,7 +296,7 @@ public struct FeedforwardClock: Sendable {
         let eventCapacity = max(configuration.eventStampCount, 1) + 1
         let capacity = max(windows.warmUp, windows.shift, windows.offset, configuration.fitLongestWindowStamps) + 2 * eventCapacity + 2
         fitMinimumStamps = max(3, Int((configuration.fitShortestWindowSeconds / max(configuration.pollPeriodSeconds, 1e-3)).rounded()))
-        ring = [StoredStamp](repeating: .none, count: capacity)
+        ring = [StoredStamp](repeating: .unwritten, count: capacity)
         shiftMinimum = SlidingMinimum(capacity: windows.shift + 1)
         warmNearMinimum = SlidingMinimum(capacity: windows.warmUp / 4 + 2)
         pending = [Int](repeating: 0, count: eventCapacity)
@@ -422,12 +423,10 @@ public struct FeedforwardClock: Sendable {
         rttMinimumPreviousGeneration = rttMinimumCurrentGeneration
         rttMinimumCurrentGeneration = .max
         let generation = max(windows.history / 2, 1)
-        if !inWarmUp, reference.index >= 0, reference.index < i - generation,
-           generationBestCurrent.index >= 0 {
-            reference = generationBestCurrent
+        if !inWarmUp, let current = reference, current.index < i - generation, let best = generationBestCurrent {
+            reference = best
         }
-        generationBestPrevious = generationBestCurrent
-        generationBestCurrent = .none
+        generationBestCurrent = nil
     }
 
     // MARK: - §8.1 Clock events
@@ -508,7 +507,7 @@ public struct FeedforwardClock: Sendable {
         let slack = periodNanosecondsPerTick * (periodErrorBound + rateWanderBound)
         if verifyLow > verifyHigh || periodNanosecondsPerTick < verifyLow - slack || periodNanosecondsPerTick > verifyHigh + slack {
             let measured = verifyLow <= verifyHigh ? (verifyLow + verifyHigh) / 2
-                : pairPeriod(verifyAnchor, stamp)?.period ?? periodNanosecondsPerTick
+                : verifyAnchor.flatMap { pairPeriod($0, stamp) }?.period ?? periodNanosecondsPerTick
             rateUnverified = false
             noteRateJump(measured / periodNanosecondsPerTick, at: stamp.tf)
             // From the step, or (a far server verifying for hours) from as far back as the ring holds.
@@ -523,8 +522,8 @@ public struct FeedforwardClock: Sendable {
     /// constant period r the server's midpoint (Tb+Te)/2 lies within r·RTT/2 of a line of slope
     /// r through the counter midpoints (Ta+Tf)/2 (§2: the server stamps lie between Ta and Tf),
     /// so |ΔS − r·ΔT| ≤ r·(RTT_a + RTT_b)/2. Half as wide as the pair estimate's bound.
-    private mutating func narrowVerifiedPeriod(_ a: StoredStamp, _ b: StoredStamp) {
-        guard a.index >= 0, b.index >= 0, a.index != b.index, !a.qualityWarning, !b.qualityWarning else { return }
+    private mutating func narrowVerifiedPeriod(_ anchor: StoredStamp?, _ b: StoredStamp) {
+        guard let a = anchor, a.index != b.index, !a.qualityWarning, !b.qualityWarning else { return }
         let (far, near) = a.index < b.index ? (a, b) : (b, a)
         let counterSpan = (Double(near.ta - far.ta) + Double(near.tf - far.tf)) / 2
         let serverSpan = (Double(near.tb - far.tb) + Double(near.te - far.te)) / 2
@@ -550,33 +549,32 @@ public struct FeedforwardClock: Sendable {
             // stamp and start from what the event's own stamps allow.
             verifyLow = periodNanosecondsPerTick * (1 - configuration.maximumRateErrorFraction)
             verifyHigh = periodNanosecondsPerTick * (1 + configuration.maximumRateErrorFraction)
-            verifyAnchor = .none
+            verifyAnchor = nil
             for j in start...i {
                 let s = ring[slot(j)]
-                if !s.qualityWarning && (verifyAnchor.index < 0 || s.rtt < verifyAnchor.rtt) { verifyAnchor = s }
+                if !s.qualityWarning && s.rtt < verifyAnchor?.rtt ?? .max { verifyAnchor = s }
             }
             for j in start...i { narrowVerifiedPeriod(verifyAnchor, ring[slot(j)]) }
         }
         epochStart = start
         pendingCount = 0
         lastPair = nil
-        generationBestCurrent = .none
-        generationBestPrevious = .none
+        generationBestCurrent = nil
         thetaValid = false
         if keepRates {
             // A step moves offsets, not rates: keep p̂ (and its error) and p̂_local; re-anchor
             // the reference on this side of the step.
-            reference = .none
+            reference = nil
             for j in start...i {
                 let s = ring[slot(j)]
-                if reference.index < 0 || s.rtt - s.rttHat < reference.rtt - reference.rttHat { reference = s }
+                if s.rtt - s.rttHat < reference.map({ $0.rtt - $0.rttHat }) ?? .max { reference = s }
             }
             referenceOpenUntil = start + windows.warmUp
         } else {
             phase = .warmUp
             warmFarBest = nil
             warmFarEnd = start
-            reference = .none
+            reference = nil
             referenceOpenUntil = nil
             localPeriodValid = false
             localRateSlopeError = .infinity
@@ -644,13 +642,13 @@ public struct FeedforwardClock: Sendable {
         }
 
         // Full phase: candidate against the reference stamp.
-        guard reference.index >= 0 else { return }
+        guard let reference else { return }
         if stamp.qualityWarning {
             status.insert(.periodSanity)
             return
         }
         if let openUntil = referenceOpenUntil, i <= openUntil, !stamp.suspect, stamp.rtt - stamp.rttHat < reference.rtt - reference.rttHat {
-            reference = stamp    // a better anchor on this side of a step
+            self.reference = stamp    // a better anchor on this side of a step
             return
         }
         let pointError = periodNanosecondsPerTick * Double(stamp.rtt - stamp.rttHat)
@@ -679,8 +677,7 @@ public struct FeedforwardClock: Sendable {
 
     private mutating func trackGenerationBest(_ stamp: StoredStamp) {
         guard !stamp.qualityWarning, !stamp.suspect else { return }
-        if generationBestCurrent.index < 0
-            || stamp.rtt - stamp.rttHat < generationBestCurrent.rtt - generationBestCurrent.rttHat {
+        if stamp.rtt - stamp.rttHat < generationBestCurrent.map({ $0.rtt - $0.rttHat }) ?? .max {
             generationBestCurrent = stamp
         }
     }
@@ -1130,13 +1127,15 @@ struct StoredStamp: Sendable {
     var qualityWarning: Bool
     /// Disagrees with the estimate beyond the hard bound (§8.1); no weight until an event adopts it.
     var suspect: Bool
-    /// Global stamp index; −1 for an empty slot.
+    /// Global stamp index.
     var index: Int
     /// The minimum RTT (ticks) its fit excess and weight were computed against (§6), and them.
-    var fitMinimumRTT: Int64 = -1
+    var fitMinimumRTT: Int64? = nil
     var fitExcessNanoseconds: Double = 0
     var fitWeight: Double = 0
 
-    static let none = StoredStamp(ta: 0, tb: 0, te: 0, tf: 0, rtt: 0, rttHat: 0, serverErrorNanoseconds: 0,
-                                  qualityWarning: false, suspect: false, index: -1)
+    /// Fills the ring before stamps arrive. Never read: a slot is read only for an index
+    /// already stored (`epochStart...newest`, within the ring's capacity).
+    static let unwritten = StoredStamp(ta: 0, tb: 0, te: 0, tf: 0, rtt: 0, rttHat: 0, serverErrorNanoseconds: 0,
+                                       qualityWarning: false, suspect: false, index: 0)
 }

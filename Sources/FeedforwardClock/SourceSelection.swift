@@ -143,8 +143,8 @@ public struct SourceSelection: Sendable {
     public var maxErrorNanoseconds: Double
     /// Statistical error of the weighted mean, assuming independent paths.
     public var errorEstimateNanoseconds: Double
-    /// Index of the survivor whose p̂ the combined clock runs on; −1 when unsynchronised.
-    public var periodSource: Int
+    /// Index of the survivor whose p̂ the combined clock runs on; nil when none survived.
+    public var periodSource: Int?
 
     public init(count: Int) {
         outcome = .noUsableSource
@@ -155,7 +155,7 @@ public struct SourceSelection: Sendable {
         offsetNanoseconds = 0
         maxErrorNanoseconds = .infinity
         errorEstimateNanoseconds = .infinity
-        periodSource = -1
+        periodSource = nil
     }
 
     /// Votes among the first `count` intervals and combines the survivors.
@@ -166,7 +166,7 @@ public struct SourceSelection: Sendable {
     ///   source while it survives and its period error is within twice the best, so the
     ///   difference clock does not flip between sources of equal quality.
     public static func select(_ intervals: InlineArray<8, SourceInterval>, count: Int,
-                              minimumSources: Int, previousPeriodSource: Int = -1) -> SourceSelection {
+                              minimumSources: Int, previousPeriodSource: Int? = nil) -> SourceSelection {
         let n = min(max(count, 0), capacity)
         var result = SourceSelection(count: n)
         var usableCount = 0
@@ -232,7 +232,7 @@ public struct SourceSelection: Sendable {
         // source with a pending event is proven one when its last stamp misses the intersection.
         var weightSum = 0.0, weightedSum = 0.0
         var bestBound = Double.infinity
-        var periodSource = -1
+        var periodSource: Int? = nil
         for i in 0..<n {
             let s = intervals[i]
             switch s.condition {
@@ -244,7 +244,7 @@ public struct SourceSelection: Sendable {
                     weightSum += weight
                     weightedSum += weight * s.offsetNanoseconds
                     bestBound = min(bestBound, s.maxErrorNanoseconds)
-                    if periodSource < 0 || s.periodError < intervals[periodSource].periodError { periodSource = i }
+                    if periodSource.map({ s.periodError < intervals[$0].periodError }) ?? true { periodSource = i }
                 } else {
                     result.verdicts[i] = .falseticker
                 }
@@ -254,9 +254,10 @@ public struct SourceSelection: Sendable {
                 result.verdicts[i] = .unusable
             }
         }
-        if previousPeriodSource >= 0, previousPeriodSource < n, result.verdicts[previousPeriodSource] == .selected,
-           intervals[previousPeriodSource].periodError <= 2 * intervals[periodSource].periodError {
-            periodSource = previousPeriodSource
+        if let previous = previousPeriodSource, let best = periodSource, previous >= 0, previous < n,
+           result.verdicts[previous] == .selected,
+           intervals[previous].periodError <= 2 * intervals[best].periodError {
+            periodSource = previous
         }
         result.periodSource = periodSource
 

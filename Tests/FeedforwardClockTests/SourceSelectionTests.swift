@@ -2,7 +2,7 @@ import XCTest
 @testable import FeedforwardClock
 
 final class SourceSelectionTests: XCTestCase {
-    private func vote(_ list: [SourceInterval], minimum: Int? = nil, previousPeriodSource: Int = -1) -> SourceSelection {
+    private func vote(_ list: [SourceInterval], minimum: Int? = nil, previousPeriodSource: Int? = nil) -> SourceSelection {
         var storage = InlineArray<8, SourceInterval>(repeating: .none)
         for (i, s) in list.enumerated() { storage[i] = s }
         return SourceSelection.select(storage, count: list.count,
@@ -67,7 +67,7 @@ final class SourceSelectionTests: XCTestCase {
         XCTAssertEqual(s.outcome, .noMajority(largestAgreeing: 1, needed: 2))
         XCTAssertFalse(s.outcome.isSynchronised)
         XCTAssertEqual(verdicts(s), [.candidate, .candidate], "neither is picked nor called a falseticker")
-        XCTAssertEqual(s.periodSource, -1)
+        XCTAssertNil(s.periodSource)
         XCTAssertTrue(s.outcome.description.contains("no majority"))
     }
 
