@@ -49,6 +49,20 @@ public struct FeedforwardConfiguration: Sendable, Equatable {
     /// `timestampNoiseNanoseconds` (§8.4). 2: the estimate's own uncertainty has shrunk to
     /// the size of the path's.
     public var synchronisedBoundFactor: Double
+    /// The bound that always counts as synchronised, whatever the path, in ns (§8.4). On a
+    /// very short path (loopback, a switch away: RTT 20–40 µs) the path's own share is a few
+    /// tens of µs, while ageing across one poll at the early rate bound alone adds as much, so
+    /// the relative test above would call a clock that is good to 50 µs unsynchronised for
+    /// minutes. 100 µs is still four orders below the distances at which ntpd (1.5 s) and
+    /// chrony (`maxdistance` 3 s) stop trusting a source.
+    public var synchronisedBoundMinimumNanoseconds: Double
+    /// Once synchronised, an epoch stays synchronised while its bound is within this many
+    /// times the allowance that let it in (§8.4). The bound at a stamp moves with that stamp's
+    /// own queueing, so a single threshold makes the status flicker from one exchange to the
+    /// next although nothing a reader relies on changed; ntpd and chrony likewise keep a
+    /// source synchronised until something real (an event, a distance far past the limit)
+    /// says otherwise.
+    public var synchronisedHoldFactor: Double
     /// How long an observed rate jump keeps ageing the published bound at its full size
     /// (§8.2, §8.3): a counter whose rate has jumped may jump again between two stamps, and
     /// nothing but that history can say by how much. After this much quiet time the allowance
@@ -96,6 +110,8 @@ public struct FeedforwardConfiguration: Sendable, Equatable {
                 counterResolutionTicks: Int64 = 1,
                 stampsBeforeSynchronised: Int = 4,
                 synchronisedBoundFactor: Double = 2,
+                synchronisedBoundMinimumNanoseconds: Double = 100_000,
+                synchronisedHoldFactor: Double = 2,
                 rateJumpMemorySeconds: Double = 21_600,
                 periodPointErrorNoises: Double = 3,
                 periodQualityLimitPPM: Double = 0.1,
@@ -122,6 +138,8 @@ public struct FeedforwardConfiguration: Sendable, Equatable {
         self.counterResolutionTicks = counterResolutionTicks
         self.stampsBeforeSynchronised = stampsBeforeSynchronised
         self.synchronisedBoundFactor = synchronisedBoundFactor
+        self.synchronisedBoundMinimumNanoseconds = synchronisedBoundMinimumNanoseconds
+        self.synchronisedHoldFactor = synchronisedHoldFactor
         self.rateJumpMemorySeconds = rateJumpMemorySeconds
         self.periodPointErrorNoises = periodPointErrorNoises
         self.periodQualityLimitPPM = periodQualityLimitPPM
@@ -195,6 +213,8 @@ public struct FeedforwardClock: Sendable {
     private var ring: [StoredStamp]
     private var stampCount = 0
     private var epochStart = 0
+    /// The current epoch has been synchronised at some stamp (§8.4: the hold).
+    private var synchronisedInEpoch = false
     private var hasLast = false
     private var lastTa: Int64 = 0
     private var lastTb: Int64 = 0
@@ -374,6 +394,7 @@ public struct FeedforwardClock: Sendable {
     /// says every calibration of the counter is void, §8.1).
     public mutating func noteDisruption(atRawNanoseconds counter: Int64) {
         disruptionCounter = max(counter, disruptionCounter ?? counter)
+        synchronisedInEpoch = false
         parameters.status.insert(.unsynchronised)
         parameters.maxErrorNanoseconds = .infinity
     }
@@ -557,6 +578,7 @@ public struct FeedforwardClock: Sendable {
             for j in start...i { narrowVerifiedPeriod(verifyAnchor, ring[slot(j)]) }
         }
         epochStart = start
+        synchronisedInEpoch = false
         pendingCount = 0
         lastPair = nil
         generationBestCurrent = nil
@@ -1043,15 +1065,22 @@ public struct FeedforwardClock: Sendable {
 
         // §8.4: synchronised once the hard bound is within `synchronisedBoundFactor` of what the
         // path itself allows (the best stamp's RTT/2, the server's own error, the timestamp
-        // noise): the estimate's own uncertainty is then no larger than the path's. Warm-up is
-        // reported only while it still matters, before that.
+        // noise): the estimate's own uncertainty is then no larger than the path's. A bound
+        // under `synchronisedBoundMinimumNanoseconds` always qualifies, and a synchronised
+        // epoch holds while its bound stays within `synchronisedHoldFactor` of that allowance.
+        // Warm-up is reported only while it still matters, before that.
         let epochCount = i - epochStart + 1
         let pathFloorNanoseconds = periodNanosecondsPerTick * Double(rttHat) / 2 + Double(current.serverErrorNanoseconds)
             + configuration.timestampNoiseNanoseconds
+        let allowance = max(configuration.synchronisedBoundFactor * pathFloorNanoseconds,
+                            configuration.synchronisedBoundMinimumNanoseconds)
+        let limit = synchronisedInEpoch ? configuration.synchronisedHoldFactor * allowance : allowance
         if pendingCount > 0 || epochCount < configuration.stampsBeforeSynchronised || !thetaValid
-            || !(published <= configuration.synchronisedBoundFactor * pathFloorNanoseconds) {
+            || !(published <= limit) {
             status.insert(.unsynchronised)
             if inWarmUp { status.insert(.warmUp) }
+        } else {
+            synchronisedInEpoch = true
         }
 
         // Rebase C at this stamp so counter deltas stay small (§1).

@@ -4,8 +4,9 @@ import KernelStamps
 import NTPClient
 import NTPPacket
 
-/// Issue 6: a live stratumd under hostile traffic from 127.0.0.1 while a well-behaved client
-/// polls from 127.0.0.2 (a different address, so the burst's rate limit is not its own).
+/// A server must survive whatever the network sends it: a live stratumd under hostile traffic
+/// from 127.0.0.1 while a well-behaved client polls from 127.0.0.2 (a different address, so
+/// the burst's rate limit is not its own).
 ///
 /// Every hostile datagram of 48 bytes or more carries a unique tag in its transmit field, so
 /// each response is matched to the request that provoked it (a response echoes the request's
@@ -377,7 +378,8 @@ final class HostileTrafficTests: XCTestCase {
     }
 }
 
-/// Issue 6: forged answers against the real `ntpclient`. A scripted server sends, before each
+/// A client must take only the genuine answer to its own request: forged answers against the
+/// real `ntpclient`. A scripted server sends, before each
 /// genuine answer, forgeries from the server's address on another port, from another address
 /// (127.0.0.2) on the server's port, with a wrong origin, a spoofed DENY with a wrong origin,
 /// a replay of the previous exchange's answer, an answer to a request never sent, a request
