@@ -1,180 +1,5 @@
 import Maths
 
-/// Tunables of the filter (docs/feedforward.md §3–§8). Every threshold lives here, with its
-/// unit in its name; the defaults are what docs/feedforward.md argues for.
-public struct FeedforwardConfiguration: Sendable, Equatable {
-    /// Poll period P in seconds: sizes every window (§3).
-    public var pollPeriodSeconds: Double
-    /// Timestamping noise: the spread of a stamp's RTT around the path's minimum when nothing
-    /// queues (§6). Every RTT threshold scales from it (RADclock's TS_LIMIT).
-    ///
-    /// Default 5 µs: kernel RX/TX timestamps on both ends of a LAN or loopback scatter by a
-    /// few µs. Raise it when the timestamps are taken in user space (tens of µs) or for a
-    /// server behind several routed hops, whose RTT never comes within 5 µs of its minimum
-    /// (100 µs to 1 ms): too small a value makes the level-shift detector fire on queueing
-    /// noise and the offset quality gate hold θ̂ for good stamps.
-    public var timestampNoiseNanoseconds: Double
-    /// The noise of a stamp at the minimum RTT, as a share of `timestampNoiseNanoseconds` (§6):
-    /// the floor of each stamp's offset variance in the fit's weights. The best stamps are
-    /// far more exact than the typical spread, and weighting them so is what lets a short
-    /// window follow a moving rate.
-    public var bestStampNoiseShare: Double
-    /// Shortest offset-fit window, in seconds of stamps (at least 3 stamps) (§6): two minutes
-    /// of a LAN at poll 16 s is the fewest stamps whose fitted line beats the newest stamp.
-    public var fitShortestWindowSeconds: Double
-    /// Longest offset-fit window in stamps (§6): the work per update is linear in it, and 256
-    /// (68 min at poll 16 s) keeps an update under 5 µs; 512 gains a tenth of a µs of p99.
-    public var fitLongestWindowStamps: Int
-    /// Windows of at least this many stamps also fit a parabola (§6), which follows a steadily
-    /// changing rate; fewer stamps make it too noisy to help.
-    public var fitParabolaMinimumStamps: Int
-    /// Two fits agree when they differ by at most this many standard errors (§6).
-    public var fitAgreementFactor: Double
-    /// Consecutive stamps that must agree, against the estimate, before a clock event is
-    /// declared (§8.1, "a handful").
-    public var eventStampCount: Int
-    /// Largest relative error of the nominal period the filter must absorb, as a fraction
-    /// (§8.3: ±50%; 0.6 leaves a margin so a counter exactly 50% off is not at the edge).
-    /// Also the rate bound used before a stamp pair exists, so the early bound is honest.
-    public var maximumRateErrorFraction: Double
-    /// Allowance for the oscillator's rate wandering away from p̂ between its defining stamps,
-    /// added to the hard rate bound that ages `maxError` (§8.2), in PPM.
-    public var rateWanderBoundPPM: Double
-    /// Smallest believable RTT in counter ticks (§2).
-    public var counterResolutionTicks: Int64
-    /// Stamps an epoch needs before the clock can be called synchronised (§8.4).
-    public var stampsBeforeSynchronised: Int
-    /// The clock is synchronised once its hard bound is at most this many times what the path
-    /// itself allows: the best stamp's RTT/2 plus the server's own error plus one
-    /// `timestampNoiseNanoseconds` (§8.4). 2: the estimate's own uncertainty has shrunk to
-    /// the size of the path's.
-    public var synchronisedBoundFactor: Double
-    /// The bound that always counts as synchronised, whatever the path, in ns (§8.4). On a
-    /// very short path (loopback, a switch away: RTT 20–40 µs) the path's own share is a few
-    /// tens of µs, while ageing across one poll at the early rate bound alone adds as much, so
-    /// the relative test above would call a clock that is good to 50 µs unsynchronised for
-    /// minutes. 100 µs is still four orders below the distances at which ntpd (1.5 s) and
-    /// chrony (`maxdistance` 3 s) stop trusting a source.
-    public var synchronisedBoundMinimumNanoseconds: Double
-    /// Once synchronised, an epoch stays synchronised while its bound is within this many
-    /// times the allowance that let it in (§8.4). The bound at a stamp moves with that stamp's
-    /// own queueing, so a single threshold makes the status flicker from one exchange to the
-    /// next although nothing a reader relies on changed; ntpd and chrony likewise keep a
-    /// source synchronised until something real (an event, a distance far past the limit)
-    /// says otherwise.
-    public var synchronisedHoldFactor: Double
-    /// How long an observed rate jump keeps ageing the published bound at its full size
-    /// (§8.2, §8.3): a counter whose rate has jumped may jump again between two stamps, and
-    /// nothing but that history can say by how much. After this much quiet time the allowance
-    /// halves for every further such period. Six hours: far above an erratic clock's dwell
-    /// times (minutes), short enough that a one-off migration stops costing within a day.
-    public var rateJumpMemorySeconds: Double
-    /// p̂ pair candidates: a stamp more than this many `timestampNoiseNanoseconds` above the
-    /// minimum RTT is not used (§5, RADclock's Ep = 3·TS).
-    public var periodPointErrorNoises: Double
-    /// p̂ is replaced only by a candidate with a smaller error, or one below this (§5), in PPM.
-    public var periodQualityLimitPPM: Double
-    /// A full-phase p̂ candidate further than this from p̂ is refused (§5), in PPM.
-    public var periodSanityLimitPPM: Double
-    /// The local rate is published only when its standard error is below this (§6), in PPM.
-    public var localRateErrorLimitPPM: Double
-    /// A local rate that moves further than this (beyond its own noise) between two stamps is
-    /// a rate jump, refused and remembered (§6, §8.2), in PPM.
-    public var localRateJumpLimitPPM: Double
-    /// θ̂ is held when no stamp in the window is within this many `timestampNoiseNanoseconds`
-    /// of the minimum RTT (§6: 3·Eoffset = 30·TS; twice that for a far server).
-    public var offsetQualityNoises: Double
-    /// θ̂ moves by at most this many `timestampNoiseNanoseconds` plus `offsetSanityGrowthPPM`
-    /// per second since its last move, unless the hard bound allows more (§6: 100·TS).
-    public var offsetSanityNoises: Double
-    public var offsetSanityGrowthPPM: Double
-    /// Growth of the statistical error estimate after the last θ̂ update (§6), in PPM.
-    public var errorEstimateGrowthPPM: Double
-    /// An upward RTT level shift is declared when the whole shift window lies this many
-    /// `timestampNoiseNanoseconds` above the minimum (§4: 10·TS, 30·TS for a far server).
-    public var levelShiftNoises: Double
-    public var levelShiftFarServerNoises: Double
-    /// A server whose minimum RTT is at least this far is "far" (§4, §6).
-    public var farServerRTTNanoseconds: Double
-
-    public init(pollPeriodSeconds: Double = 16,
-                timestampNoiseNanoseconds: Double = 5_000,
-                bestStampNoiseShare: Double = 0.2,
-                fitShortestWindowSeconds: Double = 128,
-                fitLongestWindowStamps: Int = 256,
-                fitParabolaMinimumStamps: Int = 16,
-                fitAgreementFactor: Double = 2,
-                eventStampCount: Int = 3,
-                maximumRateErrorFraction: Double = 0.6,
-                rateWanderBoundPPM: Double = 0.5,
-                counterResolutionTicks: Int64 = 1,
-                stampsBeforeSynchronised: Int = 4,
-                synchronisedBoundFactor: Double = 2,
-                synchronisedBoundMinimumNanoseconds: Double = 100_000,
-                synchronisedHoldFactor: Double = 2,
-                rateJumpMemorySeconds: Double = 21_600,
-                periodPointErrorNoises: Double = 3,
-                periodQualityLimitPPM: Double = 0.1,
-                periodSanityLimitPPM: Double = 1.5,
-                localRateErrorLimitPPM: Double = 0.8,
-                localRateJumpLimitPPM: Double = 1.5,
-                offsetQualityNoises: Double = 30,
-                offsetSanityNoises: Double = 100,
-                offsetSanityGrowthPPM: Double = 10,
-                errorEstimateGrowthPPM: Double = 0.5,
-                levelShiftNoises: Double = 10,
-                levelShiftFarServerNoises: Double = 30,
-                farServerRTTNanoseconds: Double = 3e6) {
-        self.pollPeriodSeconds = pollPeriodSeconds
-        self.timestampNoiseNanoseconds = timestampNoiseNanoseconds
-        self.bestStampNoiseShare = bestStampNoiseShare
-        self.fitShortestWindowSeconds = fitShortestWindowSeconds
-        self.fitLongestWindowStamps = fitLongestWindowStamps
-        self.fitParabolaMinimumStamps = fitParabolaMinimumStamps
-        self.fitAgreementFactor = fitAgreementFactor
-        self.eventStampCount = eventStampCount
-        self.maximumRateErrorFraction = maximumRateErrorFraction
-        self.rateWanderBoundPPM = rateWanderBoundPPM
-        self.counterResolutionTicks = counterResolutionTicks
-        self.stampsBeforeSynchronised = stampsBeforeSynchronised
-        self.synchronisedBoundFactor = synchronisedBoundFactor
-        self.synchronisedBoundMinimumNanoseconds = synchronisedBoundMinimumNanoseconds
-        self.synchronisedHoldFactor = synchronisedHoldFactor
-        self.rateJumpMemorySeconds = rateJumpMemorySeconds
-        self.periodPointErrorNoises = periodPointErrorNoises
-        self.periodQualityLimitPPM = periodQualityLimitPPM
-        self.periodSanityLimitPPM = periodSanityLimitPPM
-        self.localRateErrorLimitPPM = localRateErrorLimitPPM
-        self.localRateJumpLimitPPM = localRateJumpLimitPPM
-        self.offsetQualityNoises = offsetQualityNoises
-        self.offsetSanityNoises = offsetSanityNoises
-        self.offsetSanityGrowthPPM = offsetSanityGrowthPPM
-        self.errorEstimateGrowthPPM = errorEstimateGrowthPPM
-        self.levelShiftNoises = levelShiftNoises
-        self.levelShiftFarServerNoises = levelShiftFarServerNoises
-        self.farServerRTTNanoseconds = farServerRTTNanoseconds
-    }
-}
-
-/// Window sizes in stamps (docs/feedforward.md §3).
-public struct FeedforwardWindows: Sendable, Equatable {
-    /// 7 days of stamps: forgetting and reference renewal work in halves of it (§4, §5).
-    public let history: Int
-    public let shift: Int
-    /// The hard bound's window: 1024 s of stamps (§3, §8.2).
-    public let offset: Int
-    /// Warm-up: 7.5 offset windows (two hours at poll 16 s), at least the shift window (§3, §5).
-    public let warmUp: Int
-
-    public init(pollPeriodSeconds p: Double) {
-        let poll = max(p, 1e-3)
-        history = max(Int((604_800 / poll).rounded()), 2)
-        shift = max(Int((1500 / poll).rounded(.up)), 100)
-        offset = max(Int(1024 / poll), 2)
-        warmUp = max(100, offset, shift, Int((7.5 * Double(max(offset, 3))).rounded(.up)))
-    }
-}
-
 /// The feedforward clock estimator (docs/feedforward.md §1–§8): stamps in, `ClockParameters` out.
 ///
 /// Pure and deterministic: no clock reads, no I/O. All buffers are allocated in `init`;
@@ -242,12 +67,10 @@ public struct FeedforwardClock: Sendable {
     private var consistentBound: Double = .infinity
 
     // Minimum RTT (§4).
-    private var rttHat: Int64 = .max
-    private var rttMinimumCurrentGeneration: Int64 = .max
-    private var rttMinimumPreviousGeneration: Int64 = .max
-    private var shiftMinimum: SlidingMinimum
-    private var shiftThresholdNanoseconds: Double = .infinity
-    private var farServer = false
+    private var minimumRTT: MinimumRTT
+    /// RTThat in ticks (§4).
+    private var rttHat: Int64 { minimumRTT.ticks }
+    private var farServer: Bool { minimumRTT.farServer }
 
     // Period (§5).
     /// Where the epoch's period estimate stands (§5).
@@ -264,22 +87,13 @@ public struct FeedforwardClock: Sendable {
     /// The best stamp of the current history half, the next reference (§5).
     private var generationBestCurrent: StoredStamp? = nil
 
-    // Clock events (§8.1).
-    private var pending: [Int]
-    private var pendingCount = 0
-    /// Largest recently observed rate jump (relative) and the Tf at which it was last renewed (§8.2).
-    private var rateJump: Double = 0
-    private var rateJumpCounter: Int64 = 0
+    // Clock events (§8.1, §8.2).
+    private var suspects: SuspectQueue
+    private var rateJumps: RateJumpMemory
     /// Step-only epochs keep the full phase; until this index a better stamp replaces the reference.
     private var referenceOpenUntil: Int? = nil
-    /// After a step-only event the rate is unverified (§8.1: a migration moves to another
-    /// counter, so steps and rate changes come together): every post-event stamp paired with
-    /// `verifyAnchor` bounds the true period; `verifyLow...verifyHigh` (ns/tick) is the
-    /// intersection of those hard intervals.
-    private var rateUnverified = false
-    private var verifyAnchor: StoredStamp? = nil
-    private var verifyLow: Double = 0
-    private var verifyHigh: Double = 0
+    /// After a step-only event the rate is unverified until post-event stamps pin it (§8.1).
+    private var rateVerification = RateVerification()
 
     /// Counter at which the platform signalled a disruption of the counter, until the first
     /// stamp after it re-anchors the clock.
@@ -317,9 +131,10 @@ public struct FeedforwardClock: Sendable {
         let capacity = max(windows.warmUp, windows.shift, windows.offset, configuration.fitLongestWindowStamps) + 2 * eventCapacity + 2
         fitMinimumStamps = max(3, Int((configuration.fitShortestWindowSeconds / max(configuration.pollPeriodSeconds, 1e-3)).rounded()))
         ring = [StoredStamp](repeating: .unwritten, count: capacity)
-        shiftMinimum = SlidingMinimum(capacity: windows.shift + 1)
+        minimumRTT = MinimumRTT(shiftWindowStamps: windows.shift)
+        rateJumps = RateJumpMemory(memorySeconds: configuration.rateJumpMemorySeconds)
         warmNearMinimum = SlidingMinimum(capacity: windows.warmUp / 4 + 2)
-        pending = [Int](repeating: 0, count: eventCapacity)
+        suspects = SuspectQueue(capacity: eventCapacity)
         periodError = configuration.maximumRateErrorFraction
         periodErrorBound = configuration.maximumRateErrorFraction
     }
@@ -421,18 +236,10 @@ public struct FeedforwardClock: Sendable {
         let position = i - epochStart
         let generation = max(windows.history / 2, 1)
         if position > 0 && position % generation == 0 { rotateGeneration(at: i) }
-        let rtt = ring[slot(i)].rtt
-        rttMinimumCurrentGeneration = min(rttMinimumCurrentGeneration, rtt)
-        rttHat = min(rttMinimumPreviousGeneration, rttMinimumCurrentGeneration)
-
-        shiftMinimum.push(index: i, key: rtt)
-        shiftMinimum.dropBefore(i - windows.shift + 1)
-        if !inWarmUp, position >= windows.shift - 1, let windowMinimum = shiftMinimum.minimumKey,
-           periodNanosecondsPerTick * Double(windowMinimum - rttHat) > shiftThresholdNanoseconds {
+        if let windowMinimum = minimumRTT.add(ring[slot(i)].rtt, index: i,
+                                              detectShifts: !inWarmUp && position >= windows.shift - 1,
+                                              nanosecondsPerTick: periodNanosecondsPerTick) {
             // Upward shift: the whole shift window lies above the old minimum.
-            rttHat = windowMinimum
-            rttMinimumCurrentGeneration = windowMinimum
-            rttMinimumPreviousGeneration = windowMinimum
             for j in max(epochStart, i - windows.shift + 1)..<i { ring[slot(j)].rttHat = windowMinimum }
             status.insert(.rttUpShift)
         }
@@ -441,8 +248,7 @@ public struct FeedforwardClock: Sendable {
 
     /// Every history/2 stamps: forget the older generation's minimum, renew the reference.
     private mutating func rotateGeneration(at i: Int) {
-        rttMinimumPreviousGeneration = rttMinimumCurrentGeneration
-        rttMinimumCurrentGeneration = .max
+        minimumRTT.rotateGeneration()
         let generation = max(windows.history / 2, 1)
         if !inWarmUp, let current = reference, current.index < i - generation, let best = generationBestCurrent {
             reference = best
@@ -459,22 +265,17 @@ public struct FeedforwardClock: Sendable {
         let predicted = consistentBound + delta * periodNanosecondsPerTick * Double(stamp.tf - lastTf)
         let spread = halfWidth(stamp.rtt, delta)
         if abs(naiveOffset(stamp) - theta) <= predicted + spread {
-            pendingCount = 0
+            suspects.removeAll()
             // Only stamps consistent with the estimate check the rate: a suspect may be a new step.
-            if rateUnverified { verifyRate(with: stamp, status: &status) }
+            if rateVerification.isUnverified { verifyRate(with: stamp, status: &status) }
             return
         }
         ring[slot(i)].suspect = true
         status.insert(.eventSuspected)
-        if pendingCount == pending.count {
-            for k in 1..<pendingCount { pending[k - 1] = pending[k] }
-            pendingCount -= 1
-        }
-        pending[pendingCount] = i
-        pendingCount += 1
-        guard pendingCount >= configuration.eventStampCount, pendingCount >= 2 else { return }
+        suspects.append(i)
+        guard suspects.count >= configuration.eventStampCount, suspects.count >= 2 else { return }
 
-        let first = ring[slot(pending[0])]
+        let first = ring[slot(suspects.oldest)]
         let agreeUnderPeriod = pendingAgree(period: periodNanosecondsPerTick, slack: delta)
         if let fitted = pairPeriod(first, stamp) {
             // A rate event when the fitted rate is resolved from p̂, and also when the suspects
@@ -485,30 +286,29 @@ public struct FeedforwardClock: Sendable {
             if (moved || !agreeUnderPeriod)
                 && pendingAgree(period: fitted.period, slack: fitted.bound + rateWanderBound) {
                 noteRateJump(fitted.period / periodNanosecondsPerTick, at: stamp.tf)
-                restartEpoch(from: pending[0], upTo: i, rateChanged: true)
+                restartEpoch(from: suspects.oldest, upTo: i, rateChanged: true)
                 status.insert(.rateChange)
                 return
             }
         }
         if agreeUnderPeriod {
-            restartEpoch(from: pending[0], upTo: i, rateChanged: false)
+            restartEpoch(from: suspects.oldest, upTo: i, rateChanged: false)
             status.insert(.clockStep)
             return
         }
         // The suspects do not agree with each other: forget the oldest and keep watching.
-        for k in 1..<pendingCount { pending[k - 1] = pending[k] }
-        pendingCount -= 1
+        suspects.dropOldest()
     }
 
     /// Do all pending stamps admit one offset under `period` (ns/tick), each interval
     /// widened by `slack` of its RTT and of its age relative to the newest?
     private func pendingAgree(period candidate: Double, slack: Double) -> Bool {
-        let first = ring[slot(pending[0])]
-        let newest = ring[slot(pending[pendingCount - 1])]
+        let first = ring[slot(suspects.oldest)]
+        let newest = ring[slot(suspects.newest)]
         var low = -Double.infinity
         var high = Double.infinity
-        for k in 0..<pendingCount {
-            let s = ring[slot(pending[k])]
+        for k in 0..<suspects.count {
+            let s = ring[slot(suspects[k])]
             let middle = candidate * (Double(s.ta - first.ta) + Double(s.tf - first.ta)) / 2
                 - (Double(s.tb - first.tb) + Double(s.te - first.tb)) / 2
             let age = candidate * Double(newest.tf - s.tf)
@@ -521,65 +321,40 @@ public struct FeedforwardClock: Sendable {
 
     /// After a step-only event (§8.1): narrows the interval of periods the post-event stamps
     /// allow and declares a rate change, from the event on, once p̂ lies outside it beyond
-    /// p̂'s own bound and the wander allowance. The rate counts as verified once the interval
-    /// is no wider than ±`rateWanderBound`.
+    /// p̂'s own bound and the wander allowance (`RateVerification`).
     private mutating func verifyRate(with stamp: StoredStamp, status: inout ClockStatus) {
-        narrowVerifiedPeriod(verifyAnchor, stamp)
         let slack = periodNanosecondsPerTick * (periodErrorBound + rateWanderBound)
-        if verifyLow > verifyHigh || periodNanosecondsPerTick < verifyLow - slack || periodNanosecondsPerTick > verifyHigh + slack {
-            let measured = verifyLow <= verifyHigh ? (verifyLow + verifyHigh) / 2
-                : verifyAnchor.flatMap { pairPeriod($0, stamp) }?.period ?? periodNanosecondsPerTick
-            rateUnverified = false
-            noteRateJump(measured / periodNanosecondsPerTick, at: stamp.tf)
-            // From the step, or (a far server verifying for hours) from as far back as the ring holds.
-            restartEpoch(from: max(epochStart, stamp.index - windows.warmUp + 1), upTo: stamp.index, rateChanged: true)
-            status.insert(.rateChange)
-            return
-        }
-        if verifyHigh - verifyLow <= 2 * periodNanosecondsPerTick * rateWanderBound { rateUnverified = false }
-    }
-
-    /// Intersects the verification interval with what one post-event pair allows: under a
-    /// constant period r the server's midpoint (Tb+Te)/2 lies within r·RTT/2 of a line of slope
-    /// r through the counter midpoints (Ta+Tf)/2 (§2: the server stamps lie between Ta and Tf),
-    /// so |ΔS − r·ΔT| ≤ r·(RTT_a + RTT_b)/2. Half as wide as the pair estimate's bound.
-    private mutating func narrowVerifiedPeriod(_ anchor: StoredStamp?, _ b: StoredStamp) {
-        guard let a = anchor, a.index != b.index, !a.qualityWarning, !b.qualityWarning else { return }
-        let (far, near) = a.index < b.index ? (a, b) : (b, a)
-        let counterSpan = (Double(near.ta - far.ta) + Double(near.tf - far.tf)) / 2
-        let serverSpan = (Double(near.tb - far.tb) + Double(near.te - far.te)) / 2
-        let halfRTTs = Double(far.rtt + near.rtt) / 2
-        guard counterSpan > 2 * halfRTTs, serverSpan > 0 else { return }
-        verifyLow = max(verifyLow, serverSpan / (counterSpan + halfRTTs))
-        verifyHigh = min(verifyHigh, serverSpan / (counterSpan - halfRTTs))
+        guard let measured = rateVerification.check(stamp, periodNanosecondsPerTick: periodNanosecondsPerTick, slack: slack,
+                                                    wander: rateWanderBound,
+                                                    maximumRateErrorFraction: configuration.maximumRateErrorFraction) else { return }
+        noteRateJump(measured / periodNanosecondsPerTick, at: stamp.tf)
+        // From the step, or (a far server verifying for hours) from as far back as the ring holds.
+        restartEpoch(from: max(epochStart, stamp.index - windows.warmUp + 1), upTo: stamp.index, rateChanged: true)
+        status.insert(.rateChange)
     }
 
     /// Unverified-rate allowance: how far the true rate may lie from p̂ given the post-event
     /// stamps so far (relative), 0 once verified.
     private var unverifiedRate: Double {
-        guard rateUnverified else { return 0 }
-        return max(verifyHigh / periodNanosecondsPerTick - 1, 1 - verifyLow / periodNanosecondsPerTick, 0)
+        rateVerification.allowance(periodNanosecondsPerTick: periodNanosecondsPerTick)
     }
 
     /// Start a new epoch at stamp `start` (the first post-event stamp).
     private mutating func restartEpoch(from start: Int, upTo i: Int, rateChanged: Bool) {
         let keepRates = !rateChanged && !inWarmUp
-        rateUnverified = !rateChanged
-        if rateUnverified {
+        if rateChanged {
+            rateVerification.end()
+        } else {
             // A step leaves the rate unverified: anchor the check on the best post-event
             // stamp and start from what the event's own stamps allow.
-            verifyLow = periodNanosecondsPerTick * (1 - configuration.maximumRateErrorFraction)
-            verifyHigh = periodNanosecondsPerTick * (1 + configuration.maximumRateErrorFraction)
-            verifyAnchor = nil
-            for j in start...i {
-                let s = ring[slot(j)]
-                if !s.qualityWarning && s.rtt < verifyAnchor?.rtt ?? .max { verifyAnchor = s }
-            }
-            for j in start...i { narrowVerifiedPeriod(verifyAnchor, ring[slot(j)]) }
+            rateVerification.begin(periodNanosecondsPerTick: periodNanosecondsPerTick,
+                                   maximumRateErrorFraction: configuration.maximumRateErrorFraction)
+            for j in start...i { rateVerification.considerAnchor(ring[slot(j)]) }
+            for j in start...i { rateVerification.narrow(with: ring[slot(j)]) }
         }
         epochStart = start
         synchronisedInEpoch = false
-        pendingCount = 0
+        suspects.removeAll()
         lastPair = nil
         generationBestCurrent = nil
         thetaValid = false
@@ -601,7 +376,7 @@ public struct FeedforwardClock: Sendable {
             localPeriodValid = false
             localRateSlopeError = .infinity
         }
-        shiftMinimum.reset()
+        minimumRTT.clearWindow()
         warmNearMinimum.reset()
         var epochMinimum = Int64.max
         for j in start...i {
@@ -610,16 +385,14 @@ public struct FeedforwardClock: Sendable {
         }
         if rateChanged {
             // RTT in ticks changed meaning with the rate: restart the minimum from the epoch.
-            rttHat = epochMinimum
-            rttMinimumCurrentGeneration = epochMinimum
-            rttMinimumPreviousGeneration = .max
+            minimumRTT.restart(fromEpochMinimum: epochMinimum)
             for j in start...i { ring[slot(j)].rttHat = epochMinimum }
             periodErrorBound = configuration.maximumRateErrorFraction
             periodError = configuration.maximumRateErrorFraction
         }
         for j in start..<i {
             let s = ring[slot(j)]
-            shiftMinimum.push(index: j, key: s.rtt)
+            minimumRTT.refillWindow(index: j, rtt: s.rtt)
             warmNearMinimum.push(index: j, key: periodKey(s))
         }
     }
@@ -692,9 +465,11 @@ public struct FeedforwardClock: Sendable {
     private mutating func endWarmUp() {
         phase = .full
         if let farIndex = warmFarBest { reference = ring[slot(farIndex)] }
-        let ts = configuration.timestampNoiseNanoseconds
-        farServer = periodNanosecondsPerTick * Double(rttHat) >= configuration.farServerRTTNanoseconds
-        shiftThresholdNanoseconds = (farServer ? configuration.levelShiftFarServerNoises : configuration.levelShiftNoises) * ts
+        minimumRTT.classifyServer(farServerRTTNanoseconds: configuration.farServerRTTNanoseconds,
+                                  nanosecondsPerTick: periodNanosecondsPerTick,
+                                  shiftNoises: configuration.levelShiftNoises,
+                                  farServerShiftNoises: configuration.levelShiftFarServerNoises,
+                                  timestampNoiseNanoseconds: configuration.timestampNoiseNanoseconds)
     }
 
     private mutating func trackGenerationBest(_ stamp: StoredStamp) {
@@ -710,17 +485,9 @@ public struct FeedforwardClock: Sendable {
         if !localPeriodValid { localPeriodNanosecondsPerTick = newPeriod }
     }
 
-    /// §5's pair estimate and a hard bound on its relative error: the server stamps of each
-    /// exchange lie between its Ta and Tf, so each ratio is off by at most max(RTT)/Δ.
+    /// §5's pair estimate and its hard bound (`periodFromPair`).
     private func pairPeriod(_ far: StoredStamp, _ near: StoredStamp) -> (period: Double, bound: Double)? {
-        let dTa = near.ta - far.ta, dTf = near.tf - far.tf
-        let dTb = near.tb - far.tb, dTe = near.te - far.te
-        guard dTa > 0, dTf > 0, dTb > 0, dTe > 0 else { return nil }
-        let estimate = 0.5 * (Double(dTb) / Double(dTa) + Double(dTe) / Double(dTf))
-        let spread = Double(far.rtt + near.rtt)
-        let base = Double(min(dTa, dTf))
-        let bound = base > 2 * spread ? spread / (base - spread) : configuration.maximumRateErrorFraction
-        return (estimate, bound)
+        periodFromPair(far, near, maximumRateErrorFraction: configuration.maximumRateErrorFraction)
     }
 
     private func periodKey(_ s: StoredStamp) -> Int64 {
@@ -990,26 +757,19 @@ public struct FeedforwardClock: Sendable {
 
     /// Remembers a rate jump of relative size |ratio − 1| (either direction) seen at `counter`.
     private mutating func noteRateJump(_ ratio: Double, at counter: Int64) {
-        guard ratio > 0, ratio.isFinite else { return }
-        let size = max(abs(ratio - 1), abs(1 / ratio - 1))
-        rateJump = max(rateJumpAllowance(at: counter), size)
-        rateJumpCounter = counter
+        rateJumps.note(ratio, at: counter, nanosecondsPerTick: periodNanosecondsPerTick)
     }
 
-    /// The observed-jump allowance at `counter`: held for `rateJumpMemorySeconds` of quiet,
-    /// then halving per such period (§8.2).
+    /// The observed-jump allowance at `counter` (§8.2).
     private func rateJumpAllowance(at counter: Int64) -> Double {
-        guard rateJump > 0 else { return 0 }
-        let memory = max(configuration.rateJumpMemorySeconds, 1)
-        let quiet = periodNanosecondsPerTick * Double(counter - rateJumpCounter) * 1e-9
-        return quiet <= memory ? rateJump : rateJump * exp2(-(quiet - memory) / memory)
+        rateJumps.allowance(at: counter, nanosecondsPerTick: periodNanosecondsPerTick)
     }
 
     /// The rate the pending suspects imply, beyond p̂ (§8.1, §8.2): 0 with none.
     private func pendingRate() -> Double {
-        guard pendingCount > 0 else { return 0 }
-        let newest = ring[slot(pending[pendingCount - 1])]
-        if pendingCount >= 2, let fitted = pairPeriod(ring[slot(pending[0])], newest) {
+        guard !suspects.isEmpty else { return 0 }
+        let newest = ring[slot(suspects.newest)]
+        if suspects.count >= 2, let fitted = pairPeriod(ring[slot(suspects.oldest)], newest) {
             return abs(fitted.period / periodNanosecondsPerTick - 1) + fitted.bound
         }
         return configuration.maximumRateErrorFraction
@@ -1055,8 +815,8 @@ public struct FeedforwardClock: Sendable {
         }
         consistentBound = bound
         var published = bound
-        for k in 0..<pendingCount {
-            let s = ring[slot(pending[k])]
+        for k in 0..<suspects.count {
+            let s = ring[slot(suspects[k])]
             let age = periodNanosecondsPerTick * Double(now - s.tf)
             let spread = halfWidth(s.rtt, delta)
             published = max(published, abs(theta - naiveOffset(s)) + spread + delta * age)
@@ -1075,7 +835,7 @@ public struct FeedforwardClock: Sendable {
         let allowance = max(configuration.synchronisedBoundFactor * pathFloorNanoseconds,
                             configuration.synchronisedBoundMinimumNanoseconds)
         let limit = synchronisedInEpoch ? configuration.synchronisedHoldFactor * allowance : allowance
-        if pendingCount > 0 || epochCount < configuration.stampsBeforeSynchronised || !thetaValid
+        if !suspects.isEmpty || epochCount < configuration.stampsBeforeSynchronised || !thetaValid
             || !(published <= limit) {
             status.insert(.unsynchronised)
             if inWarmUp { status.insert(.warmUp) }
