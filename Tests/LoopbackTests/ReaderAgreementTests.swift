@@ -64,9 +64,12 @@ final class ReaderAgreementTests: XCTestCase {
         var verdict: String
         var maxError: Double?
         var fields: [String: Int64]
+        var numbers: [String: Double]
     }
 
-    static let comparedFields = ["counterOriginNanoseconds", "timeAtOriginNanoseconds", "lastStampCounterNanoseconds", "stampCount"]
+    static let comparedFields = ["counterOriginNanoseconds", "timeAtOriginNanoseconds", "lastStampCounterNanoseconds", "stampCount",
+                                 "nextStampExpectedCounterNanoseconds", "statusBits", "leap", "disruptionMarker", "generation"]
+    static let comparedNumbers = ["periodSecondsPerTick", "localPeriodSecondsPerTick", "differenceNanosecondsOver1e9Ticks"]
 
     func readings(_ result: ChildProcessResult, label: String) -> [Reading] {
         result.jsonLines.compactMap { line in
@@ -78,8 +81,10 @@ final class ReaderAgreementTests: XCTestCase {
             }
             var fields: [String: Int64] = [:]
             for key in Self.comparedFields { fields[key] = (line[key] as? NSNumber)?.int64Value }
+            var numbers: [String: Double] = [:]
+            for key in Self.comparedNumbers { numbers[key] = (line[key] as? NSNumber)?.doubleValue }
             return Reading(time: time, counter: counter, verdict: verdict,
-                           maxError: (line["maxErrorNanoseconds"] as? NSNumber)?.doubleValue, fields: fields)
+                           maxError: (line["maxErrorNanoseconds"] as? NSNumber)?.doubleValue, fields: fields, numbers: numbers)
         }
     }
 
@@ -109,6 +114,25 @@ final class ReaderAgreementTests: XCTestCase {
             XCTAssertEqual(r.fields["timeAtOriginNanoseconds"], p.timeAtOriginNanoseconds, "\(label): \(name)")
             XCTAssertEqual(r.fields["lastStampCounterNanoseconds"], p.lastStampCounter, "\(label): \(name)")
             XCTAssertEqual(r.fields["stampCount"], p.stampCount, "\(label): \(name)")
+            // Periods to a few units in the last place: C prints 17 significant digits, and
+            // Foundation's JSON parser does not round those back to the nearest double.
+            func samePeriod(_ key: String, _ expected: Double) {
+                XCTAssertEqual(r.numbers[key] ?? .nan, expected, accuracy: expected * 1e-15, "\(label): \(name) \(key)")
+            }
+            samePeriod("periodSecondsPerTick", p.periodSecondsPerTick)
+            if name != "ntpclient now" {
+                // The C and Python readers print every published field; ntpclient now the everyday ones.
+                samePeriod("localPeriodSecondsPerTick", p.localPeriodSecondsPerTick)
+                XCTAssertEqual(r.fields["nextStampExpectedCounterNanoseconds"], p.nextStampExpectedCounter, "\(label): \(name)")
+                XCTAssertEqual(r.fields["statusBits"], Int64(p.status.rawValue), "\(label): \(name)")
+                XCTAssertEqual(r.fields["leap"], Int64(p.leap), "\(label): \(name)")
+                XCTAssertEqual(r.fields["disruptionMarker"], swift.writer.marker.map { Int64(bitPattern: $0.disruptionMarker) } ?? 0, "\(label): \(name)")
+                XCTAssertEqual(r.fields["generation"], swift.writer.marker.map { Int64(bitPattern: $0.generation) } ?? 0, "\(label): \(name)")
+                // Cd, the difference clock: the interval one second of counter measures.
+                let second = p.difference(fromCounter: r.counter, toCounter: r.counter + 1_000_000_000)
+                XCTAssertEqual(try XCTUnwrap(r.numbers["differenceNanosecondsOver1e9Ticks"], "\(label): \(name) Cd"),
+                               second, accuracy: 1e-6, "\(label): \(name) measures intervals differently")
+            }
             // Same time: exactly Ca of the shared parameters at the reader's own counter read,
             // and within 2 µs of Swift's reading once carried to Swift's counter.
             XCTAssertEqual(r.time, p.absoluteTime(atCounter: r.counter), "\(label): \(name) computes Ca differently")
@@ -160,6 +184,42 @@ final class ReaderAgreementTests: XCTestCase {
         writer.publish(parameters(at: now), marker: marker)
         try writeVMClockPage(pagePath, marker: 42, inPlace: true)
         try assertReadersAgree(on: path, expectedVerdict: "disrupted", label: "disrupted (vmclock marker moved)")
+    }
+
+    /// Every reader refuses a file that is not a published clock it can read, with exit 1 and
+    /// one line that says what is wrong (docs/published-clock.md, "Versioning"): no file, an
+    /// empty one, another file's bytes, a layout version it does not know.
+    func testReadersSayWhatIsWrongWithAFile() throws {
+        let c = try compiledCReader()
+        let (python, script) = try pythonReader()
+        let client = try ntpclient()
+        let good = directory + "/good"
+        try PublishedClockWriter(path: good).publish(parameters(at: monotonicRawNanoseconds()))
+        let bytes = try XCTUnwrap(FileManager.default.contents(atPath: good))
+        var wrongVersion = [UInt8](bytes)
+        wrongVersion[8] &+= 1                      // word 1, little-endian: the layout version
+        let cases: [(name: String, contents: [UInt8]?, says: [String])] = [
+            ("missing", nil, ["no such file", "cannot open"]),
+            ("empty", [], ["empty", "smaller"]),
+            ("not-a-clock", [UInt8](repeating: 0x41, count: 4096), ["bad magic"]),
+            ("wrong-version", wrongVersion, ["version"]),
+        ]
+        for test in cases {
+            let path = directory + "/" + test.name
+            if let contents = test.contents {
+                XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(contents)))
+            }
+            for (reader, result) in [("C", try runChildProcess(c, [path])),
+                                     ("Python", try runChildProcess(python, [script, path])),
+                                     ("ntpclient now", try runChildProcess(client, ["now", "--from", path]))] {
+                XCTAssertEqual(result.status, 1, "\(test.name): \(reader) exit status; \(result.stderr)")
+                XCTAssertEqual(result.stdout, "", "\(test.name): \(reader) printed a time for a file it cannot read")
+                let lines = result.stderr.split(separator: "\n")
+                XCTAssertEqual(lines.count, 1, "\(test.name): \(reader) says it in one line: \(result.stderr)")
+                XCTAssertTrue(test.says.contains { result.stderr.lowercased().contains($0) },
+                              "\(test.name): \(reader) does not say what is wrong: \(result.stderr)")
+            }
+        }
     }
 
     /// A vmclock ABI page with `marker` (112 bytes, no generation counter), written in place.

@@ -45,6 +45,9 @@ int main(int argc, char **argv) {
             return 1;
         }
         verdict = t.verdict;
+        /* Cd over one second of counter: what an interval measurement between two reads uses. */
+        double second_ns = 0;
+        ffclock_difference(&t, t.counter_ns, t.counter_ns + 1000000000, &second_ns);
         char bound[64], published[64];
         if (isinf(t.max_error_ns)) snprintf(bound, sizeof bound, "null");
         else snprintf(bound, sizeof bound, "%.17g", t.max_error_ns);
@@ -56,7 +59,7 @@ int main(int argc, char **argv) {
                "\"publishedMaxErrorNanoseconds\":%s,\"lastStampCounterNanoseconds\":%lld,"
                "\"nextStampExpectedCounterNanoseconds\":%lld,\"stampCount\":%lld,\"leap\":%u,"
                "\"writerFlags\":%llu,\"disruptionMarker\":%llu,\"generation\":%llu,\"staleGraceNanoseconds\":%lld,"
-               "\"markerChecked\":%s,\"retries\":%d}\n",
+               "\"markerChecked\":%s,\"retries\":%d,\"differenceNanosecondsOver1e9Ticks\":%.17g}\n",
                (long long)t.time_ns, bound, ffclock_verdict_name(t.verdict), freshness_name(t.freshness),
                t.status, (long long)t.counter_ns, (long long)t.params.counter_origin,
                (long long)t.params.time_at_origin_ns, t.params.period, t.params.local_period,
@@ -64,7 +67,7 @@ int main(int argc, char **argv) {
                (long long)t.params.next_stamp_expected_counter, (long long)t.params.stamp_count,
                (unsigned)t.params.leap, (unsigned long long)t.params.writer_flags,
                (unsigned long long)t.params.disruption_marker, (unsigned long long)t.params.generation,
-               (long long)t.params.stale_grace_ns, t.marker_checked ? "true" : "false", t.retries);
+               (long long)t.params.stale_grace_ns, t.marker_checked ? "true" : "false", t.retries, second_ns);
     }
     ffclock_close(&reader);
     return verdict == FFCLOCK_VERDICT_OK || verdict == FFCLOCK_VERDICT_UNSYNC ? 0 : 1;

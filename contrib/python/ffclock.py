@@ -267,6 +267,8 @@ def _json_line(r):
         "staleGraceNanoseconds": p.stale_grace_ns,
         "markerChecked": r.live_marker is not None,
         "retries": r.retries,
+        # Cd over one second of counter: what an interval measurement between two reads uses.
+        "differenceNanosecondsOver1e9Ticks": p.difference(r.counter_ns, r.counter_ns + 1_000_000_000),
     }, separators=(",", ":"), allow_nan=False)
 
 
