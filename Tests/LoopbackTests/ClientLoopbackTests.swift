@@ -188,6 +188,31 @@ final class ClientLoopbackTests: XCTestCase {
         try assertClientTracksServer(address, label: "chronyd")
     }
 
+    /// A writer stopped by SIGTERM (systemd's stop) marks its published clock stopped before
+    /// it exits 0, so readers stop trusting parameters nobody will update
+    /// (docs/published-clock.md, "Writer").
+    func testWriterStoppedBySignalLeavesTheClockMarkedStopped() throws {
+        let stratumd = try executable("stratumd")
+        let port = try freePort()
+        _ = try start(stratumd, ["--listen", "127.0.0.1:\(port)", "--serve-unsynchronised", "--rate-limit", "off", "--threads", "1"])
+        try waitForServer(.loopbackIPv4(port: port))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ntpclient-signal-\(getpid()).clock").path
+        addTeardownBlock { unlink(path) }
+        let writer = try start(try executable("ntpclient"), ["--poll", "1", "--publish", path, "127.0.0.1:\(port)"])
+        let reader = try PublishedClockReader(path: path, waitingUpToNanoseconds: 5_000_000_000)
+        let deadline = Date().addingTimeInterval(30)
+        while try reader.read().parameters.stampCount < 3 && Date() < deadline { usleep(100_000) }
+        XCTAssertNotEqual(try reader.read().verdict, .stopped, "stopped before the signal")
+        writer.terminate()
+        writer.waitUntilExit()
+        XCTAssertEqual(writer.terminationReason, .exit, "ntpclient died of the signal instead of handling it")
+        XCTAssertEqual(writer.terminationStatus, 0)
+        XCTAssertEqual(try reader.read().verdict, .stopped)
+        let now = try run(try executable("ntpclient"), ["now", "--from", path])
+        XCTAssertEqual(now.status, 1, "now must not trust a stopped writer's clock: \(now.stdout)")
+        XCTAssertTrue((now.stdout + now.stderr).contains("stopped"), now.stdout + now.stderr)
+    }
+
     func testOnceAgainstStratumd() throws {
         let stratumd = try executable("stratumd")
         let client = try executable("ntpclient")

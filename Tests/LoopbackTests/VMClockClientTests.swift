@@ -58,6 +58,16 @@ final class VMClockClientTests: XCTestCase {
         let before = try reader.read()
         XCTAssertEqual(before.writer.marker, VMClockMarker(disruptionMarker: 500, generation: 0))
 
+        func exchanges() -> Int {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.contains("\"outcome\"") }.count
+        }
+        // Just after an exchange, so the next scheduled one is at least the burst's 2 s away:
+        // an exchange within a second of the migration is the client polling at once.
+        let base = exchanges()
+        let waitForExchange = Date().addingTimeInterval(10)
+        while exchanges() == base && Date() < waitForExchange { usleep(10_000) }
+        let exchangesBefore = exchanges()
+
         // The migration: the page's marker moves (sequence odd, marker, sequence even).
         let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: page))
         func write<T: FixedWidthInteger>(_ value: T, at offset: UInt64) throws {
@@ -75,7 +85,11 @@ final class VMClockClientTests: XCTestCase {
         // The client notices within its check interval, publishes unsync under the new marker,
         // polls at once and re-synchronises.
         var noticed = false, resynchronised = false
+        var firstExchangeAfter: Double? = nil
         while Date().timeIntervalSince(disruptedAt) < 60 {
+            if firstExchangeAfter == nil, exchanges() > exchangesBefore {
+                firstExchangeAfter = Date().timeIntervalSince(disruptedAt)
+            }
             let now = try reader.read()
             if now.writer.marker?.disruptionMarker == 501 {
                 noticed = true
@@ -88,7 +102,10 @@ final class VMClockClientTests: XCTestCase {
         XCTAssertTrue(noticed, "the writer never published under the new marker: \(text.suffix(2000))")
         XCTAssertTrue(resynchronised, "no re-synchronisation within 60 s: \(text.suffix(2000))")
         XCTAssertTrue(text.contains("vmclock: the counter was disrupted"), text)
+        // It polls at once: the next scheduled exchange was at least 2 s away.
+        let delay = try XCTUnwrap(firstExchangeAfter, "no exchange after the disruption")
+        XCTAssertLessThan(delay, 1.0, "the client did not poll at once after the disruption")
         let exchangesAfter = text.split(separator: "\n").filter { $0.contains("\"outcome\"") }.count
-        print("vmclock fake migration: re-synchronised \(String(format: "%.1f", Date().timeIntervalSince(disruptedAt))) s after the marker moved (\(exchangesAfter) exchanges in all; poll 4 s)")
+        print("vmclock fake migration: re-synchronised \(String(format: "%.1f", Date().timeIntervalSince(disruptedAt))) s after the marker moved (\(exchangesAfter) exchanges in all; poll 4 s), first exchange \(String(format: "%.2f", firstExchangeAfter ?? -1)) s after the marker moved")
     }
 }
