@@ -50,11 +50,11 @@ let package = Package(
 
         .testTarget(name: "PacketTests", dependencies: ["NTPPacket", "Randomness"]),
         .testTarget(name: "ToolSupportTests", dependencies: ["ToolSupport"]),
-        .testTarget(name: "KernelStampsTests", dependencies: ["KernelStamps"]),
+        .testTarget(name: "KernelStampsTests", dependencies: ["KernelStamps", "Randomness"]),
         .testTarget(name: "FeedforwardClockTests", dependencies: ["FeedforwardClock", "Randomness"]),
         .testTarget(name: "ServerTests", dependencies: ["NTPServer", "NTPPacket"]),
         .testTarget(name: "ClientTests", dependencies: ["NTPClient", "NTPPacket", "FeedforwardClock", "PublishedClock", "KernelStamps", "ToolSupport"]),
         .testTarget(name: "LabTests", dependencies: ["NTPLab", "Randomness", "NTPClient", "FeedforwardClock", "ToolSupport"]),
-        .testTarget(name: "LoopbackTests", dependencies: ["NTPServer", "NTPClient", "NTPLab", "KernelStamps", "NTPPacket", "PublishedClock", "FeedforwardClock"]),
+        .testTarget(name: "LoopbackTests", dependencies: ["NTPServer", "NTPClient", "NTPLab", "KernelStamps", "NTPPacket", "PublishedClock", "FeedforwardClock", "Randomness"]),
     ]
 )

@@ -654,8 +654,8 @@ public struct FeedforwardClock: Sendable {
             // when it came (the first of an epoch) is judged by what came after it too.
             // Its excess and weight are kept with it until that minimum changes.
             let hat = min(s.rttHat, minimum)
-            if hat != s.fitMinimumRTT {
-                s.fitMinimumRTT = hat
+            if hat != s.fitMinimumRTTTicks {
+                s.fitMinimumRTTTicks = hat
                 s.fitExcessNanoseconds = p * Double(s.rtt - hat)
                 s.fitWeight = 1 / (noiseVariance + s.fitExcessNanoseconds * s.fitExcessNanoseconds / 12)
                 ring[k] = s
@@ -919,7 +919,7 @@ struct StoredStamp: Sendable {
     /// Global stamp index.
     var index: Int
     /// The minimum RTT (ticks) its fit excess and weight were computed against (§6), and them.
-    var fitMinimumRTT: Int64? = nil
+    var fitMinimumRTTTicks: Int64? = nil
     var fitExcessNanoseconds: Double = 0
     var fitWeight: Double = 0
 

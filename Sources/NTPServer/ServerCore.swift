@@ -20,7 +20,7 @@ public struct ServerCounters: Sendable, Equatable {
     /// Responses the kernel refused (full send buffer).
     public var sendFailures: UInt64 = 0
     /// Basic-mode responses whose kernel TX stamp was read back and compared with the
-    /// transmit timestamp they carry (a sample, see `ServerConfiguration.transmitCheckInterval`).
+    /// transmit timestamp they carry (a sample, see `ServerConfiguration.transmitCheckEveryResponses`).
     public var transmitChecks: UInt64 = 0
     /// Checked responses that claimed a transmit time earlier than the kernel's TX stamp by
     /// more than `ServerConfiguration.transmitBudgetNanoseconds`: the client sees a longer

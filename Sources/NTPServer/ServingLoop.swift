@@ -27,15 +27,15 @@ public struct ServerConfiguration: Sendable {
     /// One basic-mode response in this many asks for a kernel TX stamp, to check its transmit
     /// timestamp against the real departure (0: no checks). Each check costs one read of
     /// the socket's error queue.
-    public var transmitCheckInterval: Int
+    public var transmitCheckEveryResponses: Int
 
     public init(listenAddresses: [SocketAddress], threads: Int = 1, identity: ServerState.Identity = .init(),
                 rateLimit: RateLimit? = .standard, interleaved: Bool = true, clientTableCapacity: Int = 65_536,
                 batchSize: Int = 64, maximumDatagramsPerSend: Int = 16, transmitBudgetNanoseconds: Int64 = 5_000,
-                transmitCheckInterval: Int = 64) {
+                transmitCheckEveryResponses: Int = 64) {
         self.maximumDatagramsPerSend = maximumDatagramsPerSend
         self.transmitBudgetNanoseconds = transmitBudgetNanoseconds
-        self.transmitCheckInterval = transmitCheckInterval
+        self.transmitCheckEveryResponses = transmitCheckEveryResponses
         self.listenAddresses = listenAddresses
         self.threads = threads
         self.identity = identity
@@ -80,7 +80,7 @@ public final class ServingLoop: @unchecked Sendable {
             options.nonBlocking = true
             options.receiveTimestamps = true
             // Interleaved responses and the sampled checks ask for a TX stamp each; the rest take none.
-            options.transmitTimestampsOnRequest = configuration.interleaved || configuration.transmitCheckInterval > 0
+            options.transmitTimestampsOnRequest = configuration.interleaved || configuration.transmitCheckEveryResponses > 0
             options.receiveBufferBytes = 4 << 20
             options.sendBufferBytes = 4 << 20
             for address in configuration.listenAddresses {
@@ -211,7 +211,7 @@ final class Worker: @unchecked Sendable {
     /// `core.state` as of the last refresh, for readers on other threads.
     let publishedState: Mutex<ServerState>
     let transmitStampsAvailable: Bool
-    let transmitCheckInterval: Int
+    let transmitCheckEveryResponses: Int
     /// The transmit-time model and the countdown to the next check, behind a pointer: the
     /// packet path updates them for every response, and a class's stored `var` would cost a
     /// dynamic exclusivity check on each access.
@@ -225,12 +225,12 @@ final class Worker: @unchecked Sendable {
         publishedState = Mutex(core.state)
         self.identity = identity
         self.wakeup = wakeup
-        transmitCheckInterval = max(0, configuration.transmitCheckInterval)
+        transmitCheckEveryResponses = max(0, configuration.transmitCheckEveryResponses)
         transmitState = .allocate(capacity: 1)
         transmitState.initialize(to: TransmitState(
             departures: DepartureModel(budgetNanoseconds: configuration.transmitBudgetNanoseconds,
                                        maximumDatagramsPerSend: min(max(1, configuration.maximumDatagramsPerSend), batchSize)),
-            untilNextCheck: transmitCheckInterval))
+            untilNextCheck: transmitCheckEveryResponses))
         receiveBatch = ReceiveBatch(capacity: batchSize, bufferSize: 2048)
         sendBatch = SendBatch(capacity: batchSize, bufferSize: NTPResponder.responseLength)
         transmitPatch = .allocate(capacity: batchSize)
@@ -323,12 +323,12 @@ final class Worker: @unchecked Sendable {
             let slot = sendBatch.count
             let interleavedStamp = outcome.wantsTransmitStamp && transmitStampsAvailable
             var check = false
-            if outcome.needsTransmitPatch && transmitCheckInterval > 0 {
+            if outcome.needsTransmitPatch && transmitCheckEveryResponses > 0 {
                 transmitState.pointee.untilNextCheck -= 1
                 if transmitState.pointee.untilNextCheck <= 0
                     || now &- transmitState.pointee.lastCheckMonotonicNanoseconds >= Worker.checkIntervalNanoseconds {
                     check = true
-                    transmitState.pointee.untilNextCheck = transmitCheckInterval
+                    transmitState.pointee.untilNextCheck = transmitCheckEveryResponses
                     transmitState.pointee.lastCheckMonotonicNanoseconds = now
                 }
             }

@@ -1,5 +1,6 @@
 import XCTest
 @testable import KernelStamps
+import Randomness
 import CKernelStamps
 #if canImport(Glibc)
 import Glibc
@@ -114,7 +115,7 @@ final class AddressTextTests: XCTestCase {
             SocketAddress(ipv6High: 0xfe80_0000_0000_0000, low: 0x0000_0000_0000_0001, port: 0),
             SocketAddress(ipv6High: 0xffff_ffff_ffff_ffff, low: 0xffff_ffff_ffff_ffff, port: 0),
         ]
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededRandom(seed: 0xADD2_E55)   // fixed: a failure replays
         for _ in 0..<2000 {
             // Random groups, many of them zero, so that runs of every length and place appear.
             var halves: [UInt64] = [0, 0]

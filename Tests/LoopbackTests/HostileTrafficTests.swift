@@ -3,6 +3,7 @@ import Foundation
 import KernelStamps
 import NTPClient
 import NTPPacket
+import Randomness
 
 /// A server must survive whatever the network sends it: a live stratumd under hostile traffic
 /// from 127.0.0.1 while a well-behaved client polls from 127.0.0.2 (a different address, so
@@ -40,7 +41,7 @@ final class HostileTrafficTests: XCTestCase {
         var kisses = 0
         var failures: [String] = []
         var nextTag: UInt64 = 0x6857_0000_0000_0001
-        var random = SystemRandomNumberGenerator()
+        var random = SeededRandom(seed: 0x0057_11E)   // fixed: a failure replays
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
 
         init(server: SocketAddress, from source: UInt32) throws {

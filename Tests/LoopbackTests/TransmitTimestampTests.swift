@@ -12,7 +12,7 @@ final class TransmitTimestampTests: XCTestCase {
         var configuration = ServerConfiguration(listenAddresses: [.loopbackIPv4(port: 0)], threads: 1)
         configuration.rateLimit = nil
         configuration.identity.serveUnsynchronised = true
-        configuration.transmitCheckInterval = 8
+        configuration.transmitCheckEveryResponses = 8
         let loop = try ServingLoop(configuration: configuration)
         try loop.start()
         var load = LoadConfiguration(target: loop.boundAddresses[0], ratePerSecond: 20_000, durationNanoseconds: 1_500_000_000,

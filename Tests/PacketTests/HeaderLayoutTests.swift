@@ -1,11 +1,12 @@
 import XCTest
 @testable import NTPPacket
+import Randomness
 
 final class HeaderLayoutTests: XCTestCase {
     /// A header with a distinct value in every field: the in-place accessors must read what
     /// the codec wrote, and the setters must write what the codec writes, byte for byte.
     func testAccessorsAgreeWithTheCodec() throws {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededRandom(seed: 0x4EAD_E12)   // fixed: a failure replays
         for _ in 0..<200 {
             let header = NTPHeader(leapIndicator: NTPLeapIndicator.allCases.randomElement(using: &generator)!,
                                    version: UInt8.random(in: 0...7, using: &generator),

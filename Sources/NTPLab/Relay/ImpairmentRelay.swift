@@ -176,9 +176,9 @@ public final class ImpairmentRelay: @unchecked Sendable {
 
     private struct PendingRequest {
         var transmitTimestamp: UInt64
-        var arrival: Int64
-        var departure: Int64
-        var modelDelay: Int64
+        var arrivalNanoseconds: Int64
+        var departureNanoseconds: Int64
+        var modelDelayNanoseconds: Int64
     }
 
     public init(_ configuration: RelayConfiguration) throws(LabError) {
@@ -378,8 +378,8 @@ public final class ImpairmentRelay: @unchecked Sendable {
                     local.requestsForwarded += 1
                     watchResponsesUntil = departure + configuration.responseWatchNanoseconds
                     requestsAwaitingResponse += 1
-                    pendingRequests[packet.client] = PendingRequest(transmitTimestamp: transmitTimestamp(of: bytes), arrival: packet.arrival,
-                                                                    departure: departure, modelDelay: packet.due - packet.arrival)
+                    pendingRequests[packet.client] = PendingRequest(transmitTimestamp: transmitTimestamp(of: bytes), arrivalNanoseconds: packet.arrival,
+                                                                    departureNanoseconds: departure, modelDelayNanoseconds: packet.due - packet.arrival)
                 case .response:
                     try listeners[clientLanes[packet.client]].send(bytes, to: clientAddresses[packet.client])
                     local.responsesForwarded += 1
@@ -397,8 +397,8 @@ public final class ImpairmentRelay: @unchecked Sendable {
                 }
                 if let request = completed {
                     log.record(RelayExchangeRecord(lane: lane, requestTransmitTimestamp: request.transmitTimestamp,
-                                                   requestArrivalNanoseconds: request.arrival, requestDepartureNanoseconds: request.departure,
-                                                   requestModelDelayNanoseconds: request.modelDelay,
+                                                   requestArrivalNanoseconds: request.arrivalNanoseconds, requestDepartureNanoseconds: request.departureNanoseconds,
+                                                   requestModelDelayNanoseconds: request.modelDelayNanoseconds,
                                                    responseArrivalNanoseconds: packet.arrival, responseDepartureNanoseconds: departure,
                                                    responseModelDelayNanoseconds: packet.due - packet.arrival))
                 }
