@@ -149,6 +149,9 @@ public enum LiveRunner {
         var relayConfiguration = RelayConfiguration(upstreamAddress: serverAddress, network: plan.network)
         relayConfiguration.lanes = (options.compareChrony ? 2 : 1) * servers
         relayConfiguration.seed = plan.seed
+        relayConfiguration.laneSeeds = (0..<relayConfiguration.lanes).map {
+            SimulationConfiguration.serverSeed(plan.seed, serverIndex: $0 % servers)
+        }
         relayConfiguration.transform = transform
         if servers > 1 {
             relayConfiguration.laneTransforms = (0..<relayConfiguration.lanes).map {

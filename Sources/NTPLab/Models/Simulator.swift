@@ -94,6 +94,15 @@ public struct SimulationConfiguration: Sendable, Equatable {
 }
 
 /// Yields exchanges one by one over the configured duration without storing them.
+extension SimulationConfiguration {
+    /// The seed of server `serverIndex`'s path and server draws: the scenario's own for the
+    /// first server, mixed with the index for each further one, so several servers have
+    /// independent paths. The simulator and the live relay derive it the same way.
+    public static func serverSeed(_ seed: UInt64, serverIndex: Int) -> UInt64 {
+        serverIndex == 0 ? seed : seed &+ UInt64(serverIndex) &* 0x9E37_79B9_7F4A_7C15
+    }
+}
+
 /// Deterministic: the same configuration (seed included) gives identical exchanges.
 ///
 /// No exchange starts during a migration blackout (the guest is paused); an exchange
@@ -125,7 +134,7 @@ public struct Simulator: Sequence, IteratorProtocol, Sendable {
             scheduleOffsetNanoseconds = 0
         } else {
             let other = configuration.additionalServers[serverIndex - 1]
-            let seed = configuration.seed &+ UInt64(serverIndex) &* 0x9E37_79B9_7F4A_7C15
+            let seed = SimulationConfiguration.serverSeed(configuration.seed, serverIndex: serverIndex)
             network = NetworkModel(parameters: other.network, seed: seed)
             server = ServerModel(parameters: other.server, seed: seed)
             scheduleOffsetNanoseconds = configuration.pollNanoseconds * Int64(serverIndex) / Int64(configuration.serverCount)

@@ -15,9 +15,14 @@ public struct RelayConfiguration: Sendable {
     public var upstreamAddress: SocketAddress
     /// Delays, loss, level shifts and outages: forward applies to requests, backward to responses.
     public var network: NetworkParameters
-    /// Seed of every lane's model: the k-th request (and response) of each client meets the
-    /// same drawn delay, so the clients are put to the same work.
+    /// Seed of every lane's model, unless `laneSeeds` gives each lane its own.
     public var seed: UInt64 = 1
+    /// When not empty, lane k draws its delays from `laneSeeds[k]`. The live lab gives each
+    /// server its own seed (independent paths, as the simulator has) and the same seed to
+    /// every client's lane to one server: the k-th request of ntpclient and of chronyd then
+    /// meets the same drawn delay (common random numbers), so a difference between the two
+    /// clients is theirs, not the luck of their draws.
+    public var laneSeeds: [UInt64] = []
     /// Applied to the server's timestamps in every response (identity: left alone).
     public var transform: ServedTimeTransform = .identity
     /// When not empty, lane k's responses get `laneTransforms[k]` instead of `transform`:
@@ -250,8 +255,10 @@ public final class ImpairmentRelay: @unchecked Sendable {
     public func start() throws(LabError) {
         guard thread == nil else { return }
         startMonotonicNanoseconds = configuration.startMonotonicNanoseconds ?? clockNanoseconds(.monotonic)
-        laneDelays = (0..<listeners.count).map { _ in
-            RelayDelays(parameters: configuration.network, seed: configuration.seed, startMonotonicNanoseconds: startMonotonicNanoseconds)
+        laneDelays = (0..<listeners.count).map {
+            RelayDelays(parameters: configuration.network,
+                        seed: $0 < configuration.laneSeeds.count ? configuration.laneSeeds[$0] : configuration.seed,
+                        startMonotonicNanoseconds: startMonotonicNanoseconds)
         }
         do throws(KernelError) {
             thread = try StartedThread(ThreadOptions(name: "lab-relay", scheduling: configuration.scheduling)) { self.runLoop() }
