@@ -103,6 +103,26 @@ final class ToolMessageTests: XCTestCase {
         XCTAssertFalse(result.stderr.contains("ntplab run"), result.stderr)
     }
 
+    /// A run whose lab path strays past the calibration tolerance stops before its clients
+    /// start and exits 1, saying why and how to run anyway; with --ignore-calibration the same
+    /// run goes on and exits 0, the failure still said. (A tolerance of 0 µs no path meets.)
+    func testFailedCalibrationStopsANamedRunUnlessIgnored() throws {
+        let ntplab = try executable("ntplab")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("calibration-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: directory) }
+        let arguments = ["run", "--scenario", "lan-stratum1", "--duration", "10", "--poll", "1", "--calibration-tolerance", "0",
+                         "--svg", directory + "/plot.svg"]
+        let stopped = try runChildProcess(ntplab, arguments)
+        XCTAssertEqual(stopped.status, 1, stopped.stderr)
+        XCTAssertTrue(stopped.stderr.contains("calibration") && stopped.stderr.contains("--ignore-calibration"), stopped.stderr)
+        XCTAssertFalse(stopped.stdout.contains("ntpclient "), "a stopped run printed client figures: \(stopped.stdout)")
+        let ignored = try runChildProcess(ntplab, arguments + ["--ignore-calibration"])
+        XCTAssertEqual(ignored.status, 0, ignored.stderr)
+        XCTAssertTrue(ignored.stdout.contains("CALIBRATION FAILED"), ignored.stdout)
+        XCTAssertTrue(ignored.stdout.contains("ntpclient "), "no client figures: \(ignored.stdout)")
+    }
+
     /// The plot a bare `ntplab` run writes must not show up as an untracked file.
     func testDefaultPlotIsIgnoredByGit() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
