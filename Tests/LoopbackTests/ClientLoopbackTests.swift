@@ -143,18 +143,17 @@ final class ClientLoopbackTests: XCTestCase {
         XCTAssertEqual(now.parameters.stampCount, 20)
         XCTAssertNotEqual(now.freshness, .unusable)
         XCTAssertFalse(now.status.contains(.unsynchronised))
-        // The same parameters at a counter read bracketed by two reads of the host clock, the
-        // bracket retried while it is wide: a thread preempted between a clock read and the
-        // next (a millisecond on a busy VM) must not look like clock error.
-        var before: Int64 = 0, counter: Int64 = 0, after: Int64 = 0
-        for _ in 0..<100 {
-            before = realtimeNanoseconds(); counter = monotonicRawNanoseconds(); after = realtimeNanoseconds()
-            if after - before < 20_000 { break }
-        }
+        // The same parameters at a raw counter read paired with the host clock by the kernel
+        // layer's bracket (the tightest of several REALTIME–RAW–REALTIME reads): a thread
+        // preempted between two clock reads (a millisecond on a busy VM) must not look like
+        // clock error.
+        let pair = ClockDomainShift.measure(tries: 20)
+        let counter = pair.rawNanoseconds
+        let hostTime = counter - pair.rawMinusRealtimeNanoseconds
         let p = now.parameters
-        let lag = Double(before / 2 + after / 2 - p.absoluteTime(atCounter: counter))
-        let allowed = p.maxError(atCounter: counter) + Double(after - before) / 2 + 100_000
-        XCTAssertLessThanOrEqual(abs(lag), allowed, "reader time off by \(lag) ns (bracket \(after - before) ns)")
+        let lag = Double(hostTime - p.absoluteTime(atCounter: counter))
+        let allowed = p.maxError(atCounter: counter) + Double(pair.bracketWidthNanoseconds) / 2 + 100_000
+        XCTAssertLessThanOrEqual(abs(lag), allowed, "reader time off by \(lag) ns (bracket \(pair.bracketWidthNanoseconds) ns)")
         // The writer exited cleanly after --count, so the file says so and 'now' exits 1,
         // still telling the time the last parameters give.
         XCTAssertEqual(now.verdict, .stopped)
