@@ -164,16 +164,15 @@ func runLiveCommand(_ arguments: [String]) -> Int32 {
         if options.has("lateness-histogram") { StandardStream.output.write(LiveReport.latenessHistogramText(result)) }
         if let svgPath { printLine("plot written to \(absolutePath(svgPath))") }
     }
-    if !result.calibrationFailures.isEmpty && ignoreCalibration {
-        printError(liveTool.name, "warning: calibration failed, so part of the error above is the lab's, not the client's: "
-                   + "\(result.calibrationFailures.joined(separator: "; "))")
+    guard !result.calibrationFailures.isEmpty else { return ExitStatus.success.rawValue }
+    let failures = result.calibrationFailures.joined(separator: "; ")
+    if ignoreCalibration {
+        printError(liveTool.name, "warning: calibration failed, so part of the error above is the lab's, not the client's: \(failures)")
+        return ExitStatus.success.rawValue
     }
-    if !result.calibrationFailures.isEmpty && !ignoreCalibration {
-        printError(liveTool.name, "calibration failed: \(result.calibrationFailures.joined(separator: "; ")); "
-                   + "the figures measure the lab, not the clients: retry when the machine is quieter, or pass --ignore-calibration")
-        return ExitStatus.failure.rawValue
-    }
-    return ExitStatus.success.rawValue
+    printError(liveTool.name, "calibration failed: \(failures); "
+               + "the figures measure the lab, not the clients: retry when the machine is quieter, or pass --ignore-calibration")
+    return ExitStatus.failure.rawValue
 }
 
 /// `path` made absolute against the working directory, so the user knows where to look.
