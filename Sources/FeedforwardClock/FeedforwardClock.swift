@@ -101,6 +101,14 @@ public struct FeedforwardClock: Sendable {
     /// How far the stamps scatter relative to what their weights say (1: as modelled),
     /// from the newest stamps' second differences at the previous update.
     private var fitNoiseScale = 1.0
+    /// Share of the newest `fitNoiseReferenceStamps` usable stamps that were queued (§6), from
+    /// the last update: above `queuedPathShare` the window choice takes the wider margin.
+    private(set) var queuedStampShare = 0.0
+    /// The margin of the window choice at this update (§6): `fitAgreementFactor` on a path
+    /// that queues, `fitAgreementQuietFactor` on a quiet one.
+    var windowAgreementFactor: Double {
+        queuedStampShare > configuration.queuedPathShare ? configuration.fitAgreementFactor : configuration.fitAgreementQuietFactor
+    }
     // Candidate fits of the current update and their order (§6), allocated once.
     private var fitCandidates = [FitLine](repeating: FitLine(), count: 40)
     private var fitOrder = [Int](repeating: 0, count: 40)
@@ -579,13 +587,13 @@ public struct FeedforwardClock: Sendable {
     /// stamps ending at the newest. Each stamp weighs 1/(σ₀² + excess²/12): its offset lies
     /// within half its excess RTT of the truth, spread like a uniform variable, plus the
     /// timestamping noise σ₀. The offset comes from the longest window whose offset at now
-    /// agrees with every shorter window's within `fitAgreementFactor` of the shorter one's
+    /// agrees with every shorter window's within `windowAgreementFactor` of the shorter one's
     /// standard error (Lepski's rule): longer windows average noise away until the rate's
     /// curvature makes them disagree with the short ones. The local rate is chosen the same
     /// way among the windows' slopes (longer: a slope is noisier than an offset).
     /// The intersection of confidence intervals over the first `count` candidates, for the
     /// offsets (`slopes` false) or the slopes: taken in order of decreasing error, the index of
-    /// the last one whose interval value ± `fitAgreementFactor`·error still meets all before
+    /// the last one whose interval value ± `windowAgreementFactor`·error still meets all before
     /// it, and whether a later one already failed to.
     private mutating func intersectIntervals(_ count: Int, slopes: Bool) -> (index: Int, closed: Bool) {
         // Insertion sort by decreasing error: a few dozen candidates at most.
@@ -608,13 +616,14 @@ public struct FeedforwardClock: Sendable {
         }
         var low = -Double.infinity, high = Double.infinity
         var best = fitOrder[0]
+        let factor = windowAgreementFactor
         for k in 0..<count {
             let c = fitCandidates[fitOrder[k]]
             let e = slopes ? c.slopeError : c.offsetError
             guard e.isFinite else { continue }
             let value = slopes ? c.slope : c.offset
-            low = max(low, value - fitAgreementFactor * e)
-            high = min(high, value + fitAgreementFactor * e)
+            low = max(low, value - factor * e)
+            high = min(high, value + factor * e)
             if low > high { return (best, true) }
             best = fitOrder[k]
         }
@@ -637,6 +646,8 @@ public struct FeedforwardClock: Sendable {
         // Noise scale from second differences (a stamp against the line through its two
         // neighbours), which neither a rate nor its slow change can inflate.
         var scaleSum = 0.0, scaleCount = 0
+        var recentCount = 0, recentQueued = 0
+        let queuedExcess = configuration.queuedStampExcessNoises * configuration.timestampNoiseNanoseconds
         var newer = (x: 0.0, y: 0.0, v: 0.0), newest = (x: 0.0, y: 0.0, v: 0.0)
         var j = i
         // One pass from the newest stamp back, keeping the sums at each window's end. The
@@ -674,6 +685,10 @@ public struct FeedforwardClock: Sendable {
                 let w = s.fitWeight
                 let v = 1 / w
                 sums.add(x: x, y: y, weight: w, excessNanoseconds: excess)
+                if i - j < fitNoiseReferenceStamps {
+                    recentCount += 1
+                    if excess > queuedExcess { recentQueued += 1 }
+                }
                 if sums.count >= 3 && i - j < fitNoiseReferenceStamps && newest.x > x {
                     let alpha = (newer.x - x) / (newest.x - x)      // weight of the newest in the line at newer.x
                     let d = newer.y - (alpha * newest.y + (1 - alpha) * y)
@@ -713,6 +728,8 @@ public struct FeedforwardClock: Sendable {
         }
         // The noise scale for the next update, from this one's second differences.
         if scaleCount > 0 { fitNoiseScale = max(scaleSum / Double(scaleCount), fitMinimumNoiseScale) }
+        // And whether the path queues, for the next update's margin.
+        if recentCount > 0 { queuedStampShare = Double(recentQueued) / Double(recentCount) }
         // No usable stamp among the newest: θ̂ is held (§6's quality gate).
         guard recentUsable > 0 || !thetaValid else { return nil }
         guard smallest.isFinite else { return nil }

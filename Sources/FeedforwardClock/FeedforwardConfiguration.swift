@@ -26,8 +26,22 @@ public struct FeedforwardConfiguration: Sendable, Equatable {
     /// Windows of at least this many stamps also fit a parabola (§6), which follows a steadily
     /// changing rate; fewer stamps make it too noisy to help.
     public var fitParabolaMinimumStamps: Int
-    /// Two fits agree when they differ by at most this many standard errors (§6).
+    /// Two fits agree when they differ by at most this many standard errors (§6), on a path
+    /// that queues (see `queuedPathShare`), and in the rate checks of §6 and §8.2. Queueing in
+    /// bursts makes neighbouring stamps' errors alike, which the fits' standard errors do not
+    /// see, so the window choice needs this wider margin there.
     public var fitAgreementFactor: Double
+    /// The same margin for the window choice on a quiet path (§6): there the stamps' errors
+    /// are independent and the standard errors honest, and a narrower margin lets the choice
+    /// stop as soon as a rate that moves with temperature bends the longer fits.
+    public var fitAgreementQuietFactor: Double
+    /// A stamp counts as queued when its RTT exceeds the minimum by more than this many
+    /// `timestampNoiseNanoseconds` (§6): 4 × 5 µs = 20 µs, which a tenth of a quiet LAN's
+    /// stamps exceed and nine tenths of a loaded one's.
+    public var queuedStampExcessNoises: Double
+    /// A path queues when more than this share of the newest 64 usable stamps are queued
+    /// (§6); then the window choice uses `fitAgreementFactor`, else `fitAgreementQuietFactor`.
+    public var queuedPathShare: Double
     /// Consecutive stamps that must agree, against the estimate, before a clock event is
     /// declared (§8.1, "a handful").
     public var eventStampCount: Int
@@ -97,11 +111,14 @@ public struct FeedforwardConfiguration: Sendable, Equatable {
 
     public init(pollPeriodSeconds: Double = 16,
                 timestampNoiseNanoseconds: Double = 5_000,
-                bestStampNoiseShare: Double = 0.2,
+                bestStampNoiseShare: Double = 0.15,
                 fitShortestWindowSeconds: Double = 128,
                 fitLongestWindowStamps: Int = 256,
                 fitParabolaMinimumStamps: Int = 16,
                 fitAgreementFactor: Double = 2,
+                fitAgreementQuietFactor: Double = 1.5,
+                queuedStampExcessNoises: Double = 4,
+                queuedPathShare: Double = 0.5,
                 eventStampCount: Int = 3,
                 maximumRateErrorFraction: Double = 0.6,
                 rateWanderBoundPPM: Double = 0.5,
@@ -130,6 +147,9 @@ public struct FeedforwardConfiguration: Sendable, Equatable {
         self.fitLongestWindowStamps = fitLongestWindowStamps
         self.fitParabolaMinimumStamps = fitParabolaMinimumStamps
         self.fitAgreementFactor = fitAgreementFactor
+        self.fitAgreementQuietFactor = fitAgreementQuietFactor
+        self.queuedStampExcessNoises = queuedStampExcessNoises
+        self.queuedPathShare = queuedPathShare
         self.eventStampCount = eventStampCount
         self.maximumRateErrorFraction = maximumRateErrorFraction
         self.rateWanderBoundPPM = rateWanderBoundPPM

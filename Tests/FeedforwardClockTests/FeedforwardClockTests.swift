@@ -27,6 +27,29 @@ final class FeedforwardClockTests: XCTestCase {
         XCTAssertNil(s.firstIndex(from: 0, with: .rateChange))
     }
 
+    // §6: the window choice's margin follows the path. A quiet LAN (5 µs mean queueing each
+    // way: about a tenth of the stamps 20 µs above the minimum) takes the narrow margin; the
+    // same LAN with 40 µs mean queueing each way (nine tenths above) takes the wide one, and
+    // going back to quiet brings the narrow margin back within the 64-stamp reference window.
+    func testWindowChoiceMarginFollowsHowMuchThePathQueues() {
+        let configuration = FeedforwardConfiguration()
+        XCTAssertLessThan(configuration.fitAgreementQuietFactor, configuration.fitAgreementFactor)
+        var s = Scenario(path: PathSimulator(rate: 1 + 4e-6, seed: 11))
+        s.run(8 + 200)
+        XCTAssertLessThan(s.clock.queuedStampShare, configuration.queuedPathShare)
+        XCTAssertEqual(s.clock.windowAgreementFactor, configuration.fitAgreementQuietFactor)
+        s.path.upJitterMeanNanoseconds = 40_000
+        s.path.downJitterMeanNanoseconds = 40_000
+        s.run(100)
+        XCTAssertGreaterThan(s.clock.queuedStampShare, configuration.queuedPathShare)
+        XCTAssertEqual(s.clock.windowAgreementFactor, configuration.fitAgreementFactor)
+        s.path.upJitterMeanNanoseconds = 5_000
+        s.path.downJitterMeanNanoseconds = 5_000
+        s.run(100)
+        XCTAssertEqual(s.clock.windowAgreementFactor, configuration.fitAgreementQuietFactor)
+        assertHonest(s)
+    }
+
     // Heavy, asymmetric queueing over a slower path.
     func testHeavyJitter() {
         var path = PathSimulator(rate: 1 - 20e-6, seed: 7)

@@ -47,7 +47,8 @@ final class VMClockScenarioTests: XCTestCase {
 }
 
 extension VMClockScenarioTests {
-    /// The finer recovery figure (back within twice the steady p99, about 25 µs) compared
+    /// The finer recovery figure (back within twice the steady p99, at least the scenario's
+    /// 25 µs floor) compared
     /// fairly: over several seeds, by the median and by how many runs the signal wins or
     /// ties. One run is not enough: after either migration the clock sits on the new
     /// path's invisible +10 µs asymmetry bias, and now and then, when the newest stamps all
