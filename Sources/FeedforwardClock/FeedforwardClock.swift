@@ -28,11 +28,7 @@ public struct FeedforwardClock: Sendable {
     private let offsetSanityRate: Double
     private let rateWanderBound: Double
     /// Shortest fit window in stamps: `fitShortestWindowSeconds` of stamps, at least 3.
-    private let fitMinimumStamps: Int
-    private var fitMaximumStamps: Int { configuration.fitLongestWindowStamps }
     private var fitAgreementFactor: Double { configuration.fitAgreementFactor }
-    private let fitMinimumNoiseScale = 0.01
-    private let fitNoiseReferenceStamps = 64
 
     // Stamp history.
     private var ring: [StoredStamp]
@@ -98,21 +94,8 @@ public struct FeedforwardClock: Sendable {
     /// Counter at which the platform signalled a disruption of the counter, until the first
     /// stamp after it re-anchors the clock.
     private var disruptionCounter: Int64? = nil
-    /// How far the stamps scatter relative to what their weights say (1: as modelled),
-    /// from the newest stamps' second differences at the previous update.
-    private var fitNoiseScale = 1.0
-    /// Share of the newest `fitNoiseReferenceStamps` usable stamps that were queued (§6), from
-    /// the last update: above `queuedPathShare` the window choice takes the wider margin.
-    private(set) var queuedStampShare = 0.0
-    /// The margin of the window choice at this update (§6): `fitAgreementFactor` on a path
-    /// that queues, `fitAgreementQuietFactor` on a quiet one.
-    var windowAgreementFactor: Double {
-        queuedStampShare > configuration.queuedPathShare ? configuration.fitAgreementFactor : configuration.fitAgreementQuietFactor
-    }
-    // Candidate fits of the current update and their order (§6), allocated once.
-    private var fitCandidates = [FitLine](repeating: FitLine(), count: 40)
-    private var fitOrder = [Int](repeating: 0, count: 40)
-    private var fitSortKeys = [Double](repeating: 0, count: 40)
+    /// §6: the offset and local-rate fits over windows of the newest stamps, and the choice among them.
+    private(set) var offsetWindows: OffsetWindowChoice
     /// θ̂ and the local period when θ̂ was last estimated: while no stamp is good enough θ̂
     /// follows that local rate rather than staying put (which would run the clock at p̂).
     private var thetaAtUpdate: Double = 0
@@ -137,7 +120,7 @@ public struct FeedforwardClock: Sendable {
         rateWanderBound = configuration.rateWanderBoundPPM * 1e-6
         let eventCapacity = max(configuration.eventStampCount, 1) + 1
         let capacity = max(windows.warmUp, windows.shift, windows.offset, configuration.fitLongestWindowStamps) + 2 * eventCapacity + 2
-        fitMinimumStamps = max(3, Int((configuration.fitShortestWindowSeconds / max(configuration.pollPeriodSeconds, 1e-3)).rounded()))
+        offsetWindows = OffsetWindowChoice(configuration: configuration)
         ring = [StoredStamp](repeating: .unwritten, count: capacity)
         minimumRTT = MinimumRTT(shiftWindowStamps: windows.shift)
         rateJumps = RateJumpMemory(memorySeconds: configuration.rateJumpMemorySeconds)
@@ -506,7 +489,11 @@ public struct FeedforwardClock: Sendable {
 
     private mutating func updateOffset(_ i: Int, status: inout ClockStatus) {
         let now = ring[slot(i)].tf
-        guard let fit = chooseFit(i) else {
+        let frame = NaiveOffsetFrame(periodNanosecondsPerTick: periodNanosecondsPerTick, kNanoseconds: kNanoseconds,
+                                     kFraction: kFraction, counterOrigin: counterOrigin)
+        guard let fit = offsetWindows.choose(ring: &ring, newest: i, epochStart: epochStart, frame: frame,
+                                             minimumRTTTicks: rttHat, qualityLimitNanoseconds: offsetQualityLimitNanoseconds,
+                                             holdsEstimate: thetaValid, slopeErrorLimit: localPeriodQualityLimit) else {
             // No stamp good enough among the newest: θ̂ is held (§6).
             if thetaValid { status.insert(.offsetQuality) }
             followLocalRate(now)
@@ -572,186 +559,6 @@ public struct FeedforwardClock: Sendable {
         theta = thetaAtUpdate - (localPeriodNanosecondsPerTick / periodNanosecondsPerTick - 1) * periodNanosecondsPerTick * Double(now - thetaUpdateCounter)
     }
 
-    /// One weighted linear fit of naive offsets against time over the newest stamps (§6).
-    struct OffsetFit {
-        var offsetNanoseconds: Double
-        /// dθ/dt, dimensionless (ns per ns); nil when no window spans enough stamps.
-        var slope: Double?
-        /// Standard error of `slope`, dimensionless.
-        var slopeError: Double = .infinity
-        var standardErrorNanoseconds: Double
-        var smallestPointErrorNanoseconds: Double
-    }
-
-    /// §6: weighted local linear regression of θ_j against time over windows of 8, 16, 32, …
-    /// stamps ending at the newest. Each stamp weighs 1/(σ₀² + excess²/12): its offset lies
-    /// within half its excess RTT of the truth, spread like a uniform variable, plus the
-    /// timestamping noise σ₀. The offset comes from the longest window whose offset at now
-    /// agrees with every shorter window's within `windowAgreementFactor` of the shorter one's
-    /// standard error (Lepski's rule): longer windows average noise away until the rate's
-    /// curvature makes them disagree with the short ones. The local rate is chosen the same
-    /// way among the windows' slopes (longer: a slope is noisier than an offset).
-    /// The intersection of confidence intervals over the first `count` candidates, for the
-    /// offsets (`slopes` false) or the slopes: taken in order of decreasing error, the index of
-    /// the last one whose interval value ± `windowAgreementFactor`·error still meets all before
-    /// it, and whether a later one already failed to.
-    private mutating func intersectIntervals(_ count: Int, slopes: Bool) -> (index: Int, closed: Bool) {
-        // Insertion sort by decreasing error: a few dozen candidates at most.
-        for k in 0..<count {
-            let c = fitCandidates[k]
-            fitSortKeys[k] = slopes ? c.slopeError : c.offsetError
-            fitOrder[k] = k
-        }
-        if count > 1 {
-            for k in 1..<count {
-                let item = fitOrder[k]
-                let key = fitSortKeys[item]
-                var m = k
-                while m > 0 && fitSortKeys[fitOrder[m - 1]] < key {
-                    fitOrder[m] = fitOrder[m - 1]
-                    m -= 1
-                }
-                fitOrder[m] = item
-            }
-        }
-        var low = -Double.infinity, high = Double.infinity
-        var best = fitOrder[0]
-        let factor = windowAgreementFactor
-        for k in 0..<count {
-            let c = fitCandidates[fitOrder[k]]
-            let e = slopes ? c.slopeError : c.offsetError
-            guard e.isFinite else { continue }
-            let value = slopes ? c.slope : c.offset
-            low = max(low, value - factor * e)
-            high = min(high, value + factor * e)
-            if low > high { return (best, true) }
-            best = fitOrder[k]
-        }
-        return (best, false)
-    }
-
-    private mutating func chooseFit(_ i: Int) -> OffsetFit? {
-        let now = ring[slot(i)].tf
-        let oldest = max(epochStart, i - fitMaximumStamps + 1)
-        let noise = configuration.timestampNoiseNanoseconds * configuration.bestStampNoiseShare
-        let noiseVariance = noise * noise
-        var sums = FitSums()
-        var smallest = Double.infinity
-        var smallestOffset = 0.0
-        var nextBoundary = fitMinimumStamps
-        var windowCount = 0
-        var candidateCount = 0
-        var closedSpan: Int? = nil
-        var offsetChoice = (index: 0, closed: false), slopeChoice = (index: 0, closed: false)
-        // Noise scale from second differences (a stamp against the line through its two
-        // neighbours), which neither a rate nor its slow change can inflate.
-        var scaleSum = 0.0, scaleCount = 0
-        var recentCount = 0, recentQueued = 0
-        let queuedExcess = configuration.queuedStampExcessNoises * configuration.timestampNoiseNanoseconds
-        var newer = (x: 0.0, y: 0.0, v: 0.0), newest = (x: 0.0, y: 0.0, v: 0.0)
-        var j = i
-        // One pass from the newest stamp back, keeping the sums at each window's end. The
-        // loop is the update's hot path: slots step down without a division, and the naive
-        // offset (`naiveOffset`) is computed from constants hoisted out of it.
-        var recentUsable = 0
-        let ringCount = ring.count
-        var k = i % ringCount
-        let p = periodNanosecondsPerTick, kWhole = kNanoseconds, kPart = kFraction, origin = counterOrigin
-        let minimum = rttHat, qualityLimit = offsetQualityLimitNanoseconds
-        let secondsPerTick = p * 1e-9
-        while j >= oldest {
-            var s = ring[k]
-            // Against the lower of the minimum then and now: a stamp that was the minimum
-            // when it came (the first of an epoch) is judged by what came after it too.
-            // Its excess and weight are kept with it until that minimum changes.
-            let hat = min(s.rttHat, minimum)
-            if hat != s.fitMinimumRTTTicks {
-                s.fitMinimumRTTTicks = hat
-                s.fitExcessNanoseconds = p * Double(s.rtt - hat)
-                s.fitWeight = 1 / (noiseVariance + s.fitExcessNanoseconds * s.fitExcessNanoseconds / 12)
-                ring[k] = s
-            }
-            k = k == 0 ? ringCount - 1 : k - 1
-            let excess = s.fitExcessNanoseconds
-            // A stamp far above the minimum says nothing about the offset that its neighbours
-            // do not say better (and a level shift not yet declared makes every new stamp so):
-            // it takes no part in the fit.
-            if !s.qualityWarning && !s.suspect && excess < qualityLimit {
-                let y = (Double(kWhole - s.tb) + Double(kWhole - s.te)) / 2 + kPart
-                    + p * (Double(s.ta - origin) + Double(s.tf - origin)) / 2
-                if excess < smallest { smallest = excess; smallestOffset = y }
-                if i - j < fitMinimumStamps { recentUsable += 1 }
-                let x = secondsPerTick * Double(s.tf - now)
-                let w = s.fitWeight
-                let v = 1 / w
-                sums.add(x: x, y: y, weight: w, excessNanoseconds: excess)
-                if i - j < fitNoiseReferenceStamps {
-                    recentCount += 1
-                    if excess > queuedExcess { recentQueued += 1 }
-                }
-                if sums.count >= 3 && i - j < fitNoiseReferenceStamps && newest.x > x {
-                    let alpha = (newer.x - x) / (newest.x - x)      // weight of the newest in the line at newer.x
-                    let d = newer.y - (alpha * newest.y + (1 - alpha) * y)
-                    scaleSum += d * d / (newer.v + alpha * alpha * newest.v + (1 - alpha) * (1 - alpha) * v)
-                    scaleCount += 1
-                }
-                newest = newer
-                newer = (x, y, v)
-            }
-            let span = i - j + 1
-            j -= 1
-            guard span == nextBoundary || j < oldest else { continue }
-            nextBoundary *= 2
-            guard sums.count >= fitMinimumStamps else { continue }
-            windowCount += 1
-            // Intersection of confidence intervals: every window gives a line and (from
-            // `fitParabolaMinimumStamps`) a parabola; taken from the least to the most precise,
-            // each estimate must share a value with all before it, else the longer windows see
-            // curvature or a change. Longer windows are more precise, so once neither the
-            // offsets' nor the slopes' intersection can take more, the scan stops.
-            var linear = sums.line(scale: fitNoiseScale)
-            linear.smallestExcessNanoseconds = sums.smallestExcessNanoseconds
-            fitCandidates[candidateCount] = linear
-            candidateCount += 1
-            if sums.count >= configuration.fitParabolaMinimumStamps, var parabola = sums.parabola(scale: fitNoiseScale) {
-                parabola.smallestExcessNanoseconds = sums.smallestExcessNanoseconds
-                fitCandidates[candidateCount] = parabola
-                candidateCount += 1
-            }
-            offsetChoice = intersectIntervals(candidateCount, slopes: false)
-            slopeChoice = intersectIntervals(candidateCount, slopes: true)
-            // (Two windows more than needed: a parabola's error can exceed a longer line's.)
-            if offsetChoice.closed && slopeChoice.closed {
-                closedSpan = closedSpan ?? span
-                if let closedSpan, span >= 4 * closedSpan, i - j >= fitNoiseReferenceStamps { break }
-            }
-        }
-        // The noise scale for the next update, from this one's second differences.
-        if scaleCount > 0 { fitNoiseScale = max(scaleSum / Double(scaleCount), fitMinimumNoiseScale) }
-        // And whether the path queues, for the next update's margin.
-        if recentCount > 0 { queuedStampShare = Double(recentQueued) / Double(recentCount) }
-        // No usable stamp among the newest: θ̂ is held (§6's quality gate).
-        guard recentUsable > 0 || !thetaValid else { return nil }
-        guard smallest.isFinite else { return nil }
-        guard windowCount > 0 else {
-            // Too few stamps for a line: their weighted mean, on p̂.
-            guard sums.s0 > 0 else {
-                return OffsetFit(offsetNanoseconds: smallestOffset, slope: nil,
-                                 standardErrorNanoseconds: smallest, smallestPointErrorNanoseconds: smallest)
-            }
-            return OffsetFit(offsetNanoseconds: sums.sy / sums.s0, slope: nil,
-                             standardErrorNanoseconds: (1 / sums.s0).squareRoot(), smallestPointErrorNanoseconds: smallest)
-        }
-        let chosen = fitCandidates[offsetChoice.index]
-        let slopeFit = fitCandidates[slopeChoice.index]
-        let slope = slopeFit.slope
-        let slopeError = slopeFit.slopeError * 1e-9
-        return OffsetFit(offsetNanoseconds: chosen.offset, slope: slopeError <= localPeriodQualityLimit ? slope * 1e-9 : nil,
-                         slopeError: slopeError,
-                         standardErrorNanoseconds: chosen.offsetError,
-                         smallestPointErrorNanoseconds: chosen.smallestExcessNanoseconds)
-    }
-
     /// θ_j = [C(Ta) + C(Tf)]/2 − (Tb + Te)/2 with the current C (§2), in ns.
     private func naiveOffset(_ s: StoredStamp) -> Double {
         let receive = Double(kNanoseconds - s.tb)
@@ -811,8 +618,12 @@ public struct FeedforwardClock: Sendable {
         var bound = Double.infinity
         let longTermDelta = min(periodErrorBound + rateWanderBound + unverifiedRate,
                                 configuration.maximumRateErrorFraction)
-        for j in low...i {
-            let s = ring[slot(j)]
+        // Slots step up without a division: the loop runs over the 64-stamp window per update.
+        let ringCount = ring.count
+        var k = slot(low)
+        for _ in low...i {
+            let s = ring[k]
+            k = k + 1 == ringCount ? 0 : k + 1
             if s.suspect { continue }
             let age = periodNanosecondsPerTick * Double(now - s.tf)
             let naive = naiveOffset(s)

@@ -36,17 +36,17 @@ final class FeedforwardClockTests: XCTestCase {
         XCTAssertLessThan(configuration.fitAgreementQuietFactor, configuration.fitAgreementFactor)
         var s = Scenario(path: PathSimulator(rate: 1 + 4e-6, seed: 11))
         s.run(8 + 200)
-        XCTAssertLessThan(s.clock.queuedStampShare, configuration.queuedPathShare)
-        XCTAssertEqual(s.clock.windowAgreementFactor, configuration.fitAgreementQuietFactor)
+        XCTAssertLessThan(s.clock.offsetWindows.queuedStampShare, configuration.queuedPathShare)
+        XCTAssertEqual(s.clock.offsetWindows.windowAgreementFactor, configuration.fitAgreementQuietFactor)
         s.path.upJitterMeanNanoseconds = 40_000
         s.path.downJitterMeanNanoseconds = 40_000
         s.run(100)
-        XCTAssertGreaterThan(s.clock.queuedStampShare, configuration.queuedPathShare)
-        XCTAssertEqual(s.clock.windowAgreementFactor, configuration.fitAgreementFactor)
+        XCTAssertGreaterThan(s.clock.offsetWindows.queuedStampShare, configuration.queuedPathShare)
+        XCTAssertEqual(s.clock.offsetWindows.windowAgreementFactor, configuration.fitAgreementFactor)
         s.path.upJitterMeanNanoseconds = 5_000
         s.path.downJitterMeanNanoseconds = 5_000
         s.run(100)
-        XCTAssertEqual(s.clock.windowAgreementFactor, configuration.fitAgreementQuietFactor)
+        XCTAssertEqual(s.clock.offsetWindows.windowAgreementFactor, configuration.fitAgreementQuietFactor)
         assertHonest(s)
     }
 
