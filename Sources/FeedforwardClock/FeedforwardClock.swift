@@ -18,10 +18,7 @@ public struct FeedforwardClock: Sendable {
     public private(set) var parameters: ClockParameters = .empty
 
     // Thresholds in the filter's own units (ns, fractions), from the configuration.
-    private let periodPointErrorLimitNanoseconds: Double
     private let offsetSanityMinimumNanoseconds: Double
-    private let periodQualityLimit: Double
-    private let periodSanityLimit: Double
     private let localPeriodQualityLimit: Double
     private let localPeriodSanityLimit: Double
     private let errorGrowthRate: Double
@@ -49,10 +46,10 @@ public struct FeedforwardClock: Sendable {
     private var counterOrigin: Int64 = 0
     private var kNanoseconds: Int64 = 0
     private var kFraction: Double = 0
-    /// p̂ in nanoseconds per tick.
-    private var periodNanosecondsPerTick: Double = 1
-    private var periodError: Double = 0.5
-    private var periodErrorBound: Double = 0.5
+    /// p̂ in nanoseconds per tick, its relative error and hard bound (§5, `period`).
+    private var periodNanosecondsPerTick: Double { period.nanosecondsPerTick }
+    private var periodError: Double { period.error }
+    private var periodErrorBound: Double { period.errorBound }
     private var localPeriodNanosecondsPerTick: Double = 1
     private var localPeriodValid = false
     private var theta: Double = 0
@@ -69,25 +66,12 @@ public struct FeedforwardClock: Sendable {
     private var farServer: Bool { minimumRTT.farServer }
 
     // Period (§5).
-    /// Where the epoch's period estimate stands (§5).
-    private var phase = EpochPhase.warmUp
-    private var inWarmUp: Bool { phase == .warmUp }
-    /// The best stamp of the warm-up's first quarter, once there is one.
-    private var warmFarBest: Int? = nil
-    private var warmFarEnd = 0
-    private var warmNearMinimum: SlidingMinimum
-    /// The last warm-up pair tried, so the same pair is not tried twice.
-    private var lastPair: (far: Int, near: Int)? = nil
-    /// The far stamp of full-phase period candidates (§5); nil until warm-up ends or a step re-anchors it.
-    private var reference: StoredStamp? = nil
-    /// The best stamp of the current history half, the next reference (§5).
-    private var generationBestCurrent: StoredStamp? = nil
+    private var period: PeriodEstimator
+    private var inWarmUp: Bool { period.inWarmUp }
 
     // Clock events (§8.1, §8.2).
     private var suspects: SuspectQueue
     private var rateJumps: RateJumpMemory
-    /// Step-only epochs keep the full phase; until this index a better stamp replaces the reference.
-    private var referenceOpenUntil: Int? = nil
     /// After a step-only event the rate is unverified until post-event stamps pin it (§8.1).
     private var rateVerification = RateVerification()
 
@@ -109,10 +93,7 @@ public struct FeedforwardClock: Sendable {
         let windows = FeedforwardWindows(pollPeriodSeconds: configuration.pollPeriodSeconds)
         self.windows = windows
         let ts = configuration.timestampNoiseNanoseconds
-        periodPointErrorLimitNanoseconds = configuration.periodPointErrorNoises * ts
         offsetSanityMinimumNanoseconds = configuration.offsetSanityNoises * ts
-        periodQualityLimit = configuration.periodQualityLimitPPM * 1e-6
-        periodSanityLimit = configuration.periodSanityLimitPPM * 1e-6
         localPeriodQualityLimit = configuration.localRateErrorLimitPPM * 1e-6
         localPeriodSanityLimit = configuration.localRateJumpLimitPPM * 1e-6
         errorGrowthRate = configuration.errorEstimateGrowthPPM * 1e-6
@@ -124,10 +105,8 @@ public struct FeedforwardClock: Sendable {
         ring = [StoredStamp](repeating: .unwritten, count: capacity)
         minimumRTT = MinimumRTT(shiftWindowStamps: windows.shift)
         rateJumps = RateJumpMemory(memorySeconds: configuration.rateJumpMemorySeconds)
-        warmNearMinimum = SlidingMinimum(capacity: windows.warmUp / 4 + 2)
+        period = PeriodEstimator(configuration: configuration, warmUpStamps: windows.warmUp)
         suspects = SuspectQueue(capacity: eventCapacity)
-        periodError = configuration.maximumRateErrorFraction
-        periodErrorBound = configuration.maximumRateErrorFraction
     }
 
     // MARK: - Processing one stamp
@@ -240,11 +219,7 @@ public struct FeedforwardClock: Sendable {
     /// Every history/2 stamps: forget the older generation's minimum, renew the reference.
     private mutating func rotateGeneration(at i: Int) {
         minimumRTT.rotateGeneration()
-        let generation = max(windows.history / 2, 1)
-        if !inWarmUp, let current = reference, current.index < i - generation, let best = generationBestCurrent {
-            reference = best
-        }
-        generationBestCurrent = nil
+        period.rotateGeneration(at: i, generationStamps: max(windows.history / 2, 1))
     }
 
     // MARK: - §8.1 Clock events
@@ -268,7 +243,7 @@ public struct FeedforwardClock: Sendable {
 
         let first = ring[slot(suspects.oldest)]
         let agreeUnderPeriod = pendingAgree(period: periodNanosecondsPerTick, slack: delta)
-        if let fitted = pairPeriod(first, stamp) {
+        if let fitted = period.pairPeriod(first, stamp) {
             // A rate event when the fitted rate is resolved from p̂, and also when the suspects
             // cannot share one offset under p̂ but can under their fitted rate: at short polls
             // three stamps span too little time to resolve a rate change by the pair bound,
@@ -346,29 +321,14 @@ public struct FeedforwardClock: Sendable {
         epochStart = start
         synchronisedInEpoch = false
         suspects.removeAll()
-        lastPair = nil
-        generationBestCurrent = nil
         thetaValid = false
-        if keepRates {
-            // A step moves offsets, not rates: keep p̂ (and its error) and p̂_local; re-anchor
-            // the reference on this side of the step.
-            reference = nil
-            for j in start...i {
-                let s = ring[slot(j)]
-                if s.rtt - s.rttHat < reference.map({ $0.rtt - $0.rttHat }) ?? .max { reference = s }
-            }
-            referenceOpenUntil = start + windows.warmUp
-        } else {
-            phase = .warmUp
-            warmFarBest = nil
-            warmFarEnd = start
-            reference = nil
-            referenceOpenUntil = nil
+        if !keepRates {
+            // A step moves offsets, not rates: p̂ (and its error) and p̂_local stay; anything
+            // else starts the local rate over too.
             localPeriodValid = false
             localRateSlopeError = .infinity
         }
         minimumRTT.clearWindow()
-        warmNearMinimum.reset()
         var epochMinimum = Int64.max
         for j in start...i {
             ring[slot(j)].suspect = false
@@ -378,111 +338,26 @@ public struct FeedforwardClock: Sendable {
             // RTT in ticks changed meaning with the rate: restart the minimum from the epoch.
             minimumRTT.restart(fromEpochMinimum: epochMinimum)
             for j in start...i { ring[slot(j)].rttHat = epochMinimum }
-            periodErrorBound = configuration.maximumRateErrorFraction
-            periodError = configuration.maximumRateErrorFraction
         }
-        for j in start..<i {
-            let s = ring[slot(j)]
-            minimumRTT.refillWindow(index: j, rtt: s.rtt)
-            warmNearMinimum.push(index: j, key: periodKey(s))
-        }
+        for j in start..<i { minimumRTT.refillWindow(index: j, rtt: ring[slot(j)].rtt) }
+        // A step re-anchors p̂'s reference on this side of it; a rate change restarts warm-up.
+        period.restartEpoch(ring: ring, from: start, upTo: i, keepingRates: keepRates, rateChanged: rateChanged)
     }
 
     // MARK: - §5 Period
 
+    /// p̂ from this stamp (`PeriodEstimator`). A new p̂ keeps C continuous at the counter
+    /// origin, which is T_prev (§1), and stands in for p̂_local until the fits give one.
     private mutating func updatePeriod(_ i: Int, status: inout ClockStatus) {
-        let stamp = ring[slot(i)]
-        trackGenerationBest(stamp)
-        let count = i - epochStart + 1
-        if inWarmUp {
-            let width = max(1, count / 4)
-            while warmFarEnd < epochStart + width {
-                let candidate = ring[slot(warmFarEnd)]
-                if periodKey(candidate) != .max
-                    && (warmFarBest.map { candidate.rtt < ring[slot($0)].rtt } ?? true) {
-                    warmFarBest = warmFarEnd
-                }
-                warmFarEnd += 1
-            }
-            warmNearMinimum.push(index: i, key: periodKey(stamp))
-            warmNearMinimum.dropBefore(i - width + 1)
-            if let farIndex = warmFarBest, let near = warmNearMinimum.minimumIndex,
-               warmNearMinimum.minimumKey != .max, near > farIndex,
-               lastPair.map({ $0.near != near || $0.far != farIndex }) ?? true {
-                lastPair = (farIndex, near)
-                let far = ring[slot(farIndex)]
-                let nearStamp = ring[slot(near)]
-                if let pair = pairPeriod(far, nearStamp) {
-                    let inconsistent = abs(pair.period / periodNanosecondsPerTick - 1) > pair.bound + periodErrorBound + rateWanderBound
-                    if pair.bound <= periodErrorBound || inconsistent {
-                        let spread = Double(far.rtt - rttHat) + Double(nearStamp.rtt - rttHat)
-                        setPeriod(pair.period)
-                        periodError = pair.period * spread / Double(nearStamp.tb - far.tb)
-                        periodErrorBound = min(pair.bound, configuration.maximumRateErrorFraction)
-                        status.insert(.periodUpdated)
-                    }
-                }
-            }
-            if count >= windows.warmUp { endWarmUp() }
-            return
+        let outcome = period.update(ring: ring, newest: i, epochStart: epochStart, minimumRTTTicks: rttHat, status: &status)
+        if outcome.updated && !localPeriodValid { localPeriodNanosecondsPerTick = periodNanosecondsPerTick }
+        if outcome.warmUpEnded {
+            minimumRTT.classifyServer(farServerRTTNanoseconds: configuration.farServerRTTNanoseconds,
+                                      nanosecondsPerTick: periodNanosecondsPerTick,
+                                      shiftNoises: configuration.levelShiftNoises,
+                                      farServerShiftNoises: configuration.levelShiftFarServerNoises,
+                                      timestampNoiseNanoseconds: configuration.timestampNoiseNanoseconds)
         }
-
-        // Full phase: candidate against the reference stamp.
-        guard let reference else { return }
-        if stamp.qualityWarning {
-            status.insert(.periodSanity)
-            return
-        }
-        if let openUntil = referenceOpenUntil, i <= openUntil, !stamp.suspect, stamp.rtt - stamp.rttHat < reference.rtt - reference.rttHat {
-            self.reference = stamp    // a better anchor on this side of a step
-            return
-        }
-        let pointError = periodNanosecondsPerTick * Double(stamp.rtt - stamp.rttHat)
-        guard pointError < periodPointErrorLimitNanoseconds, let pair = pairPeriod(reference, stamp) else { return }
-        let referenceError = periodNanosecondsPerTick * Double(reference.rtt - reference.rttHat)
-        let candidateError = (abs(pointError) + abs(referenceError)
-                              + periodNanosecondsPerTick * Double(abs(rttHat - reference.rttHat))) / Double(stamp.tb - reference.tb)
-        guard candidateError < periodError || candidateError < periodQualityLimit else { return }
-        if abs(pair.period / periodNanosecondsPerTick - 1) > periodSanityLimit {
-            status.insert(.periodSanity)
-            return
-        }
-        setPeriod(pair.period)
-        periodError = candidateError
-        periodErrorBound = pair.bound
-        status.insert(.periodUpdated)
-    }
-
-    private mutating func endWarmUp() {
-        phase = .full
-        if let farIndex = warmFarBest { reference = ring[slot(farIndex)] }
-        minimumRTT.classifyServer(farServerRTTNanoseconds: configuration.farServerRTTNanoseconds,
-                                  nanosecondsPerTick: periodNanosecondsPerTick,
-                                  shiftNoises: configuration.levelShiftNoises,
-                                  farServerShiftNoises: configuration.levelShiftFarServerNoises,
-                                  timestampNoiseNanoseconds: configuration.timestampNoiseNanoseconds)
-    }
-
-    private mutating func trackGenerationBest(_ stamp: StoredStamp) {
-        guard !stamp.qualityWarning, !stamp.suspect else { return }
-        if stamp.rtt - stamp.rttHat < generationBestCurrent.map({ $0.rtt - $0.rttHat }) ?? .max {
-            generationBestCurrent = stamp
-        }
-    }
-
-    /// p̂ changes keep C continuous at the counter origin, which is T_prev (§1).
-    private mutating func setPeriod(_ newPeriod: Double) {
-        periodNanosecondsPerTick = newPeriod
-        if !localPeriodValid { localPeriodNanosecondsPerTick = newPeriod }
-    }
-
-    /// §5's pair estimate and its hard bound (`periodFromPair`).
-    private func pairPeriod(_ far: StoredStamp, _ near: StoredStamp) -> (period: Double, bound: Double)? {
-        periodFromPair(far, near, maximumRateErrorFraction: configuration.maximumRateErrorFraction)
-    }
-
-    private func periodKey(_ s: StoredStamp) -> Int64 {
-        s.qualityWarning || s.suspect ? .max : s.rtt
     }
 
     // MARK: - §6 Offset
@@ -593,7 +468,7 @@ public struct FeedforwardClock: Sendable {
     private func pendingRate() -> Double {
         guard !suspects.isEmpty else { return 0 }
         let newest = ring[slot(suspects.newest)]
-        if suspects.count >= 2, let fitted = pairPeriod(ring[slot(suspects.oldest)], newest) {
+        if suspects.count >= 2, let fitted = period.pairPeriod(ring[slot(suspects.oldest)], newest) {
             return abs(fitted.period / periodNanosecondsPerTick - 1) + fitted.bound
         }
         return configuration.maximumRateErrorFraction
@@ -723,12 +598,6 @@ public struct FeedforwardClock: Sendable {
     @inline(__always) private func slot(_ index: Int) -> Int { index % ring.count }
 }
 
-/// The two phases of an epoch's period estimate (§5): warm-up pairs from the epoch's first
-/// and newest quarters, then candidates against a fixed reference stamp.
-enum EpochPhase: Sendable, Equatable {
-    case warmUp
-    case full
-}
 
 /// One accepted stamp as kept in the history ring.
 struct StoredStamp: Sendable {

@@ -39,9 +39,17 @@ public struct FeedforwardConfiguration: Sendable, Equatable {
     /// `timestampNoiseNanoseconds` (§6): 4 × 5 µs = 20 µs, which a tenth of a quiet LAN's
     /// stamps exceed and nine tenths of a loaded one's.
     public var queuedStampExcessNoises: Double
-    /// A path queues when more than this share of the newest 64 usable stamps are queued
-    /// (§6); then the window choice uses `fitAgreementFactor`, else `fitAgreementQuietFactor`.
+    /// A path queues when more than this share of the newest `fitNoiseReferenceStamps` usable
+    /// stamps are queued (§6); then the window choice uses `fitAgreementFactor`, else
+    /// `fitAgreementQuietFactor`.
     public var queuedPathShare: Double
+    /// The newest stamps whose second differences measure how far the stamps scatter relative
+    /// to their weights (the fits' noise scale), and whose queueing decides the margin (§6):
+    /// 64 is enough for a stable scale and short enough to follow a change of path.
+    public var fitNoiseReferenceStamps: Int
+    /// Floor of the fits' noise scale (§6): the weights may be ten times too pessimistic in σ,
+    /// no more, so a run of lucky stamps cannot make every fit look exact.
+    public var fitMinimumNoiseScale: Double
     /// Consecutive stamps that must agree, against the estimate, before a clock event is
     /// declared (§8.1, "a handful").
     public var eventStampCount: Int
@@ -119,6 +127,8 @@ public struct FeedforwardConfiguration: Sendable, Equatable {
                 fitAgreementQuietFactor: Double = 1.5,
                 queuedStampExcessNoises: Double = 4,
                 queuedPathShare: Double = 0.5,
+                fitNoiseReferenceStamps: Int = 64,
+                fitMinimumNoiseScale: Double = 0.01,
                 eventStampCount: Int = 3,
                 maximumRateErrorFraction: Double = 0.6,
                 rateWanderBoundPPM: Double = 0.5,
@@ -150,6 +160,8 @@ public struct FeedforwardConfiguration: Sendable, Equatable {
         self.fitAgreementQuietFactor = fitAgreementQuietFactor
         self.queuedStampExcessNoises = queuedStampExcessNoises
         self.queuedPathShare = queuedPathShare
+        self.fitNoiseReferenceStamps = fitNoiseReferenceStamps
+        self.fitMinimumNoiseScale = fitMinimumNoiseScale
         self.eventStampCount = eventStampCount
         self.maximumRateErrorFraction = maximumRateErrorFraction
         self.rateWanderBoundPPM = rateWanderBoundPPM

@@ -21,11 +21,9 @@ struct OffsetWindowChoice: Sendable {
     let minimumStamps: Int
     /// Longest window in stamps (`fitLongestWindowStamps`).
     let maximumStamps: Int
-    /// The stamps whose second differences measure the noise scale, and whose queueing
-    /// decides the margin.
-    let noiseReferenceStamps = 64
-    /// The noise scale's floor: the weights may be ten times too pessimistic in σ, no more.
-    let minimumNoiseScale = 0.01
+    /// `fitNoiseReferenceStamps` and `fitMinimumNoiseScale`.
+    let noiseReferenceStamps: Int
+    let minimumNoiseScale: Double
     /// How far the stamps scatter relative to what their weights say (1: as modelled),
     /// from the newest stamps' second differences at the previous update.
     private(set) var noiseScale = 1.0
@@ -46,6 +44,8 @@ struct OffsetWindowChoice: Sendable {
         self.configuration = configuration
         minimumStamps = max(3, Int((configuration.fitShortestWindowSeconds / max(configuration.pollPeriodSeconds, 1e-3)).rounded()))
         maximumStamps = configuration.fitLongestWindowStamps
+        noiseReferenceStamps = max(3, configuration.fitNoiseReferenceStamps)
+        minimumNoiseScale = configuration.fitMinimumNoiseScale
     }
 
     /// The chosen fit of naive offsets against time over the newest stamps (§6).
