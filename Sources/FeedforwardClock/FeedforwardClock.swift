@@ -24,7 +24,7 @@ public struct FeedforwardClock: Sendable {
     private let errorGrowthRate: Double
     private let offsetSanityRate: Double
     private let rateWanderBound: Double
-    /// Shortest fit window in stamps: `fitShortestWindowSeconds` of stamps, at least 3.
+    /// The 2σ margin of the local-rate checks (§6) and of the reader's rate allowance (§8.2).
     private var fitAgreementFactor: Double { configuration.fitAgreementFactor }
 
     // Stamp history.
