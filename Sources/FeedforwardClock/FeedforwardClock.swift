@@ -364,9 +364,7 @@ public struct FeedforwardClock: Sendable {
 
     private mutating func updateOffset(_ i: Int, status: inout ClockStatus) {
         let now = ring[slot(i)].tf
-        let frame = NaiveOffsetFrame(periodNanosecondsPerTick: periodNanosecondsPerTick, kNanoseconds: kNanoseconds,
-                                     kFraction: kFraction, counterOrigin: counterOrigin)
-        guard let fit = offsetWindows.choose(ring: &ring, newest: i, epochStart: epochStart, frame: frame,
+        guard let fit = offsetWindows.choose(ring: &ring, newest: i, epochStart: epochStart, frame: naiveOffsetFrame,
                                              minimumRTTTicks: rttHat, qualityLimitNanoseconds: offsetQualityLimitNanoseconds,
                                              holdsEstimate: thetaValid, slopeErrorLimit: localPeriodQualityLimit) else {
             // No stamp good enough among the newest: θ̂ is held (§6).
@@ -435,11 +433,12 @@ public struct FeedforwardClock: Sendable {
     }
 
     /// θ_j = [C(Ta) + C(Tf)]/2 − (Tb + Te)/2 with the current C (§2), in ns.
-    private func naiveOffset(_ s: StoredStamp) -> Double {
-        let receive = Double(kNanoseconds - s.tb)
-        let transmit = Double(kNanoseconds - s.te)
-        let counterPart = periodNanosecondsPerTick * (Double(s.ta - counterOrigin) + Double(s.tf - counterOrigin)) / 2
-        return (receive + transmit) / 2 + kFraction + counterPart
+    private func naiveOffset(_ s: StoredStamp) -> Double { naiveOffsetFrame.naiveOffset(s) }
+
+    /// The frame of `naiveOffset`: the current C.
+    private var naiveOffsetFrame: NaiveOffsetFrame {
+        NaiveOffsetFrame(periodNanosecondsPerTick: periodNanosecondsPerTick, kNanoseconds: kNanoseconds,
+                         kFraction: kFraction, counterOrigin: counterOrigin)
     }
 
     /// Half-width of a stamp's hard offset interval: the server's stamps lie between Ta and

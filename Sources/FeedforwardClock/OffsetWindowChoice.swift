@@ -10,6 +10,16 @@ struct NaiveOffsetFrame {
     var kNanoseconds: Int64
     var kFraction: Double
     var counterOrigin: Int64
+
+    /// θ_j of stamp `s` in this frame, in ns: the one definition the filter uses, also in its
+    /// hot loop (inlined, so the frame's fields are read once per update).
+    @inline(__always)
+    func naiveOffset(_ s: StoredStamp) -> Double {
+        let receive = Double(kNanoseconds - s.tb)
+        let transmit = Double(kNanoseconds - s.te)
+        let counterPart = periodNanosecondsPerTick * (Double(s.ta - counterOrigin) + Double(s.tf - counterOrigin)) / 2
+        return (receive + transmit) / 2 + kFraction + counterPart
+    }
 }
 
 /// §6: fits of naive offsets against time over windows of 8, 16, 32, … stamps ending at the
@@ -134,11 +144,11 @@ struct OffsetWindowChoice: Sendable {
         var j = i
         // One pass from the newest stamp back, keeping the sums at each window's end. The
         // loop is the update's hot path: slots step down without a division, and the naive
-        // offset (`naiveOffset`) is computed from constants hoisted out of it.
+        // offset is the frame's one definition, inlined.
         var recentUsable = 0
         let ringCount = ring.count
         var k = i % ringCount
-        let p = frame.periodNanosecondsPerTick, kWhole = frame.kNanoseconds, kPart = frame.kFraction, origin = frame.counterOrigin
+        let p = frame.periodNanosecondsPerTick
         let minimum = minimumRTTTicks, qualityLimit = qualityLimitNanoseconds
         let secondsPerTick = p * 1e-9
         while j >= oldest {
@@ -159,8 +169,7 @@ struct OffsetWindowChoice: Sendable {
             // do not say better (and a level shift not yet declared makes every new stamp so):
             // it takes no part in the fit.
             if !s.qualityWarning && !s.suspect && excess < qualityLimit {
-                let y = (Double(kWhole - s.tb) + Double(kWhole - s.te)) / 2 + kPart
-                    + p * (Double(s.ta - origin) + Double(s.tf - origin)) / 2
+                let y = frame.naiveOffset(s)
                 if excess < smallest { smallest = excess; smallestOffset = y }
                 if i - j < minimumStamps { recentUsable += 1 }
                 let x = secondsPerTick * Double(s.tf - now)
