@@ -39,6 +39,7 @@ public struct DepartureModel: Sendable, Equatable {
     public private(set) var datagramsPerSend: Int
     public let maximumDatagramsPerSend: Int
     private var windowCheckCount = 0
+    private var afterWakeCheckCount = 0
     private var windowMissCount = 0
 
     /// Checks per adjustment of `datagramsPerSend`.
@@ -48,8 +49,12 @@ public struct DepartureModel: Sendable, Equatable {
 
     /// How far one check moves `lead` (a median tracker's step).
     static let leadStepNanoseconds: Int64 = 20
-    /// The step for `leadAfterWakeNanoseconds`, whose checks come at the rate of wake-ups.
+    /// The step for `leadAfterWakeNanoseconds`, whose checks come at the rate of wake-ups,
+    /// and the coarser step of its first `coarseAfterWakeChecks` checks (enough to reach
+    /// 20 µs from the initial guess).
     static let leadAfterWakeStepNanoseconds: Int64 = 200
+    static let leadAfterWakeCoarseStepNanoseconds: Int64 = 1_000
+    static let coarseAfterWakeChecks = 20
     /// `lead` stays within 0 ... this: beyond it the send path itself is broken, not slow.
     static let leadLimitNanoseconds: Int64 = 50_000
     /// A send call slower than this per datagram was preempted: not a spacing sample.
@@ -103,8 +108,15 @@ public struct DepartureModel: Sendable, Equatable {
         let error = departedUnixNanoseconds &- claimedUnixNanoseconds
         let result: CheckResult = error > budgetNanoseconds ? .early : (error < -budgetNanoseconds ? .late : .withinBudget)
         if afterWake {
-            leadAfterWakeNanoseconds = DepartureModel.track(leadAfterWakeNanoseconds, error: error,
-                                                            step: DepartureModel.leadAfterWakeStepNanoseconds)
+            // Checks after a wake come one per wake-up, at a lightly loaded server one per
+            // client poll, so the small step alone would take minutes to learn a lead of
+            // tens of µs: the first checks take large steps. Still a median tracker (a step
+            // by the error's sign only), so the long tail of cold sends does not pull it
+            // later than half the departures, which would make t3 late.
+            let step = afterWakeCheckCount < DepartureModel.coarseAfterWakeChecks
+                ? DepartureModel.leadAfterWakeCoarseStepNanoseconds : DepartureModel.leadAfterWakeStepNanoseconds
+            afterWakeCheckCount += 1
+            leadAfterWakeNanoseconds = DepartureModel.track(leadAfterWakeNanoseconds, error: error, step: step)
             return result
         }
         leadNanoseconds = DepartureModel.track(leadNanoseconds, error: error, step: DepartureModel.leadStepNanoseconds)

@@ -72,4 +72,26 @@ final class DepartureModelTests: XCTestCase {
         XCTAssertEqual(model.datagramsPerSend, sizeBefore)
         XCTAssertEqual(model.departureOffsetNanoseconds(slot: 2, afterWake: true) - model.departureOffsetNanoseconds(slot: 0, afterWake: true), 2_000)
     }
+
+    /// At light load a check after a wake comes once per client poll, so the lead after a
+    /// wake must be learnt in a few checks, not a few hundred; after that one preempted send
+    /// (a millisecond late) moves it by one fine step, and a tail of late sends does not
+    /// pull it past the median.
+    func testLeadAfterWakeSettlesInAFewChecksAndShrugsOffOneOutlier() {
+        var model = DepartureModel(budgetNanoseconds: 5_000, maximumDatagramsPerSend: 16, spacingNanoseconds: 1_000, leadNanoseconds: 500)
+        func check(departingAfter lead: Int64) {
+            let claimed = 1_000_000 + model.departureOffsetNanoseconds(slot: 0, afterWake: true)
+            _ = model.observeCheck(claimedUnixNanoseconds: claimed, departedUnixNanoseconds: 1_000_000 + lead, afterWake: true)
+        }
+        for _ in 0..<20 { check(departingAfter: 18_000) }
+        XCTAssertEqual(Double(model.leadAfterWakeNanoseconds), 18_000, accuracy: 1_000, "learnt within twenty checks")
+        for _ in 0..<10 { check(departingAfter: 18_000) }
+        let settled = model.leadAfterWakeNanoseconds
+        XCTAssertEqual(Double(settled), 18_000, accuracy: 200, "then settles with the fine step")
+        check(departingAfter: 1_000_000)
+        XCTAssertLessThanOrEqual(model.leadAfterWakeNanoseconds - settled, 200, "one outlier moves it by one fine step")
+        // A long tail of cold sends (a quarter of them 30 µs late) does not pull it past the median.
+        for k in 0..<400 { check(departingAfter: k % 4 == 0 ? 48_000 : 18_000 + Int64(k % 3) * 100) }
+        XCTAssertEqual(Double(model.leadAfterWakeNanoseconds), 18_100, accuracy: 400, "the median, not the mean (25.6 µs)")
+    }
 }
