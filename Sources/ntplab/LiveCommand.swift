@@ -49,15 +49,16 @@ let liveTool = ToolDescription(
         .value("exchanges", "FILE", "Write our client's exchanges as JSON lines (as ntpclient --json)."),
         .value("calibration-tolerance", "US", "How far (µs) a client's path asymmetry may stray from the model's\nbefore the run fails (default 3): checked with SNTP probes through the\nrelay before the clients start, and for each client from the relay's\nown stamps of its exchanges at the end."),
         .flag("ignore-calibration", "Run and exit 0 even when a path fails the calibration check (the\nreport still says so)."),
-        .flag("lateness-histogram", "Also print the relay's send-lateness histogram per direction."),
+        .value("relay-headroom", "US", "Hold every packet this many µs longer than the model says, both ways\n(default 500; 0 applies the model exactly). A sleeping relay reads a\npacket tens to hundreds of µs after it arrived; the headroom keeps it\nahead of the departure time. Being the same both ways it adds no\nasymmetry, only round trip. The report shows the wake-up delays seen."),
+        .flag("lateness-histogram", "Also print the relay's send-lateness and wake-up histograms per direction."),
         .flag("realtime", "Run the lab's server and client threads and chronyd at SCHED_FIFO 10\n(root only). Off by default: it holds the relay back (see the report's\nlateness), since those threads keep their CPU after sending."),
         .value("chronyd", "PATH", "The chronyd to run (default: /usr/sbin/chronyd and the usual places)."),
         .flag("default-demo", "What bare 'ntplab' runs: lan-stratum1, 60 s, poll 1 s, SVG to\n./ntplab-lan-stratum1.svg (each of these can still be overridden); a failed\ncalibration is a warning, not a failure, unless --calibration-tolerance is given."),
     ],
     footer: """
     The relay is one thread for every client. It takes each packet's departure from the
-    kernel's receive stamp plus the model's delay, sleeps until shortly before it and spins
-    the rest, so it needs no privilege and little CPU; the report gives its send lateness
+    kernel's receive stamp plus the model's delay plus the headroom (the same both ways),
+    sleeps until shortly before it and spins the rest, so it needs no privilege and little CPU; the report gives its send lateness
     (median, p99, max per direction), the packets it could only see after their departure
     time, its CPU share, and each client's path asymmetry from the relay's own stamps. A path
     more than the calibration tolerance off the model's fails the run (exit 1), since the
@@ -85,6 +86,7 @@ func runLiveCommand(_ arguments: [String]) -> Int32 {
     let pollSeconds: Int
     let servedOffsetMilliseconds: Double
     let toleranceMicroseconds: Double
+    let headroomMicroseconds: Double
     var seed: UInt64? = nil
     var rateCycles: [RateCycle] = []
     do throws(UsageError) {
@@ -96,6 +98,7 @@ func runLiveCommand(_ arguments: [String]) -> Int32 {
         pollSeconds = try options.integer("poll", default: demo ? 1 : Int(scenario.configuration.pollNanoseconds / 1_000_000_000), in: 1...1024)
         servedOffsetMilliseconds = try options.decimal("served-offset", default: 0, in: -100_000...100_000)
         toleranceMicroseconds = try options.decimal("calibration-tolerance", default: 3, in: 0...1_000_000)
+        headroomMicroseconds = try options.decimal("relay-headroom", default: Double(LiveOptions().relayHeadroomEachWayNanoseconds) / 1e3, in: 0...100_000)
         if let text = options.string("seed") {
             guard let value = UInt64(text) else { throw UsageError("--seed wants a whole number from 0 to \(UInt64.max), not '\(text)'") }
             seed = value
@@ -117,6 +120,7 @@ func runLiveCommand(_ arguments: [String]) -> Int32 {
     liveOptions.compareChrony = options.has("compare")
     liveOptions.realtimeScheduling = options.has("realtime")
     liveOptions.calibrationToleranceNanoseconds = Int64((toleranceMicroseconds * 1e3).rounded())
+    liveOptions.relayHeadroomEachWayNanoseconds = Int64((headroomMicroseconds * 1e3).rounded())
     // The demo is a newcomer's first command: it shows its figures even when the lab's own path
     // strays (a busy or slow machine), with the failure said loudly; a named run fails instead.
     let ignoreCalibration = options.has("ignore-calibration") || (demo && !options.has("calibration-tolerance"))

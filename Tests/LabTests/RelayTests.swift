@@ -203,6 +203,9 @@ final class RelayPureTests: XCTestCase {
         let probe = ProbeCalibration(probes: [(1, -4_000), (2, -3_500), (99, 1_000_000)], records: records)
         XCTAssertEqual(probe, ProbeCalibration(probes: 2, labAddedNanoseconds: 1_000, medianOffsetNanoseconds: -4_000))
         XCTAssertNil(ProbeCalibration(probes: [(99, 0)], records: records))
+        // The prober's own asymmetry straight to the server is not the relay's: it is taken off.
+        let relative = ProbeCalibration(probes: [(1, -4_000), (2, -3_500)], records: records, directAsymmetryNanoseconds: -1_500)
+        XCTAssertEqual(relative, ProbeCalibration(probes: 2, labAddedNanoseconds: 2_500, medianOffsetNanoseconds: -4_000))
     }
 
     func testNTPUnitsOfNegativeAndPositiveNanoseconds() {
@@ -240,11 +243,13 @@ final class RelayLoopbackTests: XCTestCase {
         try checkDelaysRewriteAndRouting(lanes: 1)
     }
 
+    /// Two lanes, and 1 ms of headroom each way: every packet is held the model's delay plus
+    /// the headroom, while the records (and so the asymmetry checks) keep the model's own delay.
     func testDelaysRewriteAndRoutingThroughTwoLanesOfOneRelay() throws {
-        try checkDelaysRewriteAndRouting(lanes: 2)
+        try checkDelaysRewriteAndRouting(lanes: 2, headroom: Span.millisecond)
     }
 
-    private func checkDelaysRewriteAndRouting(lanes: Int) throws {
+    private func checkDelaysRewriteAndRouting(lanes: Int, headroom: Int64 = 0) throws {
         let server = try socket()
         let forwardMinimum = 3 * Span.millisecond, backwardMinimum = 2 * Span.millisecond
         let network = NetworkParameters(
@@ -254,6 +259,7 @@ final class RelayLoopbackTests: XCTestCase {
         let now = realtimeNanoseconds()
         configuration.transform = ServedTimeTransform(originUnixNanoseconds: now, offsetNanoseconds: 1_500 * Span.millisecond, rateError: 50e-6)
         configuration.lanes = lanes
+        configuration.headroomEachWayNanoseconds = headroom
         let relay = try ImpairmentRelay(configuration)
         try relay.start()
         defer { relay.stop() }
@@ -275,7 +281,7 @@ final class RelayLoopbackTests: XCTestCase {
                 try client.send(request, to: laneAddress)
                 let arrived = try XCTUnwrap(try receive(server, buffer), "request \(tag) never reached the server")
                 let forwardElapsed = clockNanoseconds(.monotonic) - sent
-                XCTAssertGreaterThanOrEqual(forwardElapsed, forwardMinimum)
+                XCTAssertGreaterThanOrEqual(forwardElapsed, forwardMinimum + headroom)
                 XCTAssertEqual(arrived.bytes, request)
                 upstreamPorts.insert(arrived.source.port)
 
@@ -287,7 +293,7 @@ final class RelayLoopbackTests: XCTestCase {
                 let answered = clockNanoseconds(.monotonic)
                 try server.send(answer, to: arrived.source)
                 let back = try XCTUnwrap(try self.receive(client, buffer), "response \(tag) never came back")
-                XCTAssertGreaterThanOrEqual(clockNanoseconds(.monotonic) - answered, backwardMinimum)
+                XCTAssertGreaterThanOrEqual(clockNanoseconds(.monotonic) - answered, backwardMinimum + headroom)
                 XCTAssertEqual(back.source, laneAddress, "a response leaves from the lane its request came in on")
                 XCTAssertEqual(RelayPureTests.timestamp(back.bytes, at: 24), tag, "the response went to the wrong client")
                 var expected = answer
@@ -325,8 +331,10 @@ final class RelayLoopbackTests: XCTestCase {
             XCTAssertEqual(record.lane, Int(record.requestTransmitTimestamp - 1) % 2 % lanes)
             XCTAssertGreaterThanOrEqual(record.requestModelDelayNanoseconds, forwardMinimum)
             XCTAssertGreaterThanOrEqual(record.responseModelDelayNanoseconds, backwardMinimum)
-            XCTAssertGreaterThanOrEqual(record.requestDepartureNanoseconds - record.requestArrivalNanoseconds, record.requestModelDelayNanoseconds)
-            XCTAssertGreaterThanOrEqual(record.responseDepartureNanoseconds - record.responseArrivalNanoseconds, record.responseModelDelayNanoseconds)
+            // The model's delay, without the headroom (the drawn jitter is 200 µs mean).
+            XCTAssertLessThan(record.requestModelDelayNanoseconds, forwardMinimum + 900 * Span.microsecond)
+            XCTAssertGreaterThanOrEqual(record.requestDepartureNanoseconds - record.requestArrivalNanoseconds, record.requestModelDelayNanoseconds + headroom)
+            XCTAssertGreaterThanOrEqual(record.responseDepartureNanoseconds - record.responseArrivalNanoseconds, record.responseModelDelayNanoseconds + headroom)
         }
         XCTAssertEqual(relay.exchangeRecords(lane: 0).count, lanes == 1 ? 2 * rounds : rounds)
         XCTAssertGreaterThan(counters.cpuNanoseconds, 0)

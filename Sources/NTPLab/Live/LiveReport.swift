@@ -18,7 +18,7 @@ public enum LiveReport {
         if let peer = result.peer { out += clientLine(peer, path: result.peerPath) + "\n" }
         let model = plan.network.minimumDelays(atTrueNanoseconds: 0)
         func probe(_ check: ProbeCalibration?) -> String {
-            check.map { "offset \(micro($0.medianOffsetNanoseconds)) µs, \(signedMicro($0.labAddedNanoseconds)) µs beyond the model (\($0.probes) probes)" } ?? "no probe answered"
+            check.map { "offset \(micro($0.medianOffsetNanoseconds)) µs, \(signedMicro($0.labAddedNanoseconds)) µs beyond the model and the direct path (\($0.probes) probes)" } ?? "no probe answered"
         }
         out += "relay-only check before time zero (SNTP probes, host clock both ends; an offset is the path's (fwd − bwd)/2): "
             + "ntpclient's lane \(probe(result.oursProbe))"
@@ -36,6 +36,7 @@ public enum LiveReport {
             + "\(relay.responsesForwarded)/\(relay.responsesReceived) responses passed, "
             + "delay min \(micro(relay.minimumRequestDelayNanoseconds)) / \(micro(relay.minimumResponseDelayNanoseconds)) µs, "
             + "max \(micro(relay.maximumRequestDelayNanoseconds)) / \(micro(relay.maximumResponseDelayNanoseconds)) µs (request / response)"
+            + (result.relayHeadroomEachWayNanoseconds > 0 ? ", held \(micro(result.relayHeadroomEachWayNanoseconds)) µs longer each way (headroom)" : "")
             + (relay.overflowDrops + relay.sendErrors > 0 ? "; \(relay.overflowDrops) overflow drops, \(relay.sendErrors) send errors" : "")
             + "; CPU \(fixedDecimal(Double(relay.cpuNanoseconds) / 1e9, 3)) s in \(fixedDecimal(Double(relay.runningNanoseconds) / 1e9, 1)) s, "
             + "\(fixedDecimal(relay.cpuShare * 100, 2))% of a core"
@@ -43,9 +44,12 @@ public enum LiveReport {
             + "\n"
         out += "relay send lateness: " + latenessLine("requests", result.requestLateness, pastDeparture: relay.requestsPastDeparture)
             + "; " + latenessLine("responses", result.responseLateness, pastDeparture: relay.responsesPastDeparture) + "\n"
+        out += "relay wake-up (kernel receive stamp to read): " + wakeUpLine("requests", result.requestWakeUp)
+            + "; " + wakeUpLine("responses", result.responseWakeUp) + "\n"
         if relay.requestsPastDeparture + relay.responsesPastDeparture > 0 {
             out += "the scenario's path could not be kept: \(relay.requestsPastDeparture) requests and \(relay.responsesPastDeparture) responses "
-                + "reached the relay's thread only after their departure time (the model's delay is shorter than this machine's wake-up)\n"
+                + "reached the relay's thread only after their departure time (the model's delay"
+                + (result.relayHeadroomEachWayNanoseconds > 0 ? " plus the headroom" : "") + " is shorter than this machine's wake-up; a larger --relay-headroom keeps it)\n"
         }
         return out
     }
@@ -57,13 +61,19 @@ public enum LiveReport {
             + "(\(histogram.total) sent, \(pastDeparture) seen after their departure time)"
     }
 
-    /// The lateness histograms, one line per direction: "≤ upper edge µs: count" per bin.
+    /// Median, p99 and maximum of one direction's wake-up delay.
+    static func wakeUpLine(_ name: String, _ histogram: LatenessHistogram) -> String {
+        "\(name) median \(micro(histogram.medianNanoseconds)) / p99 \(micro(histogram.p99Nanoseconds)) / max \(micro(histogram.maximumNanoseconds)) µs"
+    }
+
+    /// The lateness and wake-up histograms, one line per direction: "≤ upper edge µs: count" per bin.
     public static func latenessHistogramText(_ result: LiveResult) -> String {
         func line(_ name: String, _ histogram: LatenessHistogram) -> String {
             "\(name): " + histogram.occupiedBins.map { "≤\($0.upperEdgeNanoseconds == .max ? "∞" : micro($0.upperEdgeNanoseconds)) µs \($0.count)" }
                 .joined(separator: ", ")
         }
         return line("request lateness", result.requestLateness) + "\n" + line("response lateness", result.responseLateness) + "\n"
+            + line("request wake-up", result.requestWakeUp) + "\n" + line("response wake-up", result.responseWakeUp) + "\n"
     }
 
     static func clientLine(_ client: LiveClientResult, path: PathAsymmetry?) -> String {
@@ -173,6 +183,9 @@ public enum LiveReport {
             JSONMember("responsesPastDeparture", .integer(Int64(r.responsesPastDeparture))),
             JSONMember("requestLateness", lateness(result.requestLateness)),
             JSONMember("responseLateness", lateness(result.responseLateness)),
+            JSONMember("headroomEachWayNanoseconds", .integer(result.relayHeadroomEachWayNanoseconds)),
+            JSONMember("requestWakeUp", lateness(result.requestWakeUp)),
+            JSONMember("responseWakeUp", lateness(result.responseWakeUp)),
             JSONMember("cpuNanoseconds", .integer(r.cpuNanoseconds)),
             JSONMember("runningNanoseconds", .integer(r.runningNanoseconds)),
             JSONMember("cpuShare", .number(r.cpuShare)),

@@ -35,6 +35,11 @@ public struct LiveResult: Sendable {
     /// Send lateness of the whole run, per direction.
     public var requestLateness: LatenessHistogram
     public var responseLateness: LatenessHistogram
+    /// The relay's wake-up delay per direction (kernel receive stamp to read), and the
+    /// headroom it held each packet for on top of the model's delay to cover it.
+    public var requestWakeUp: LatenessHistogram
+    public var responseWakeUp: LatenessHistogram
+    public var relayHeadroomEachWayNanoseconds: Int64
     /// The path each client got, from the relay's stamps of the exchanges that client made.
     public var oursPath: PathAsymmetry?
     public var peerPath: PathAsymmetry?
@@ -76,6 +81,13 @@ public struct LiveOptions: Sendable {
     /// 21–29 of 72 requests reached the relay after their departure time and the relay added
     /// +6 to +23 µs of asymmetry; without it, as without root, +0.0 µs.
     public var realtimeScheduling = false
+    /// The relay holds each packet this much longer than the model says, both ways
+    /// (`RelayConfiguration.headroomEachWayNanoseconds`): enough that a sleeping relay has
+    /// read a request before it is due, while adding no asymmetry. 500 µs covers the p99.9
+    /// of the relay's wake-up delay measured here (a 2-vCPU guest whose idle vCPUs halt)
+    /// several times over; the report prints the wake-up delay the run saw, so a machine
+    /// that needs more shows it. 0 applies the model's delays exactly.
+    public var relayHeadroomEachWayNanoseconds: Int64 = 500_000
     /// A client's path may differ from the model's by this much (half the difference of
     /// forward and backward, as it biases an offset) before the run is not trusted.
     public var calibrationToleranceNanoseconds: Int64 = 3_000
@@ -131,7 +143,7 @@ public enum LiveRunner {
         // Warm the server's path first: a fresh process's first response can leave many
         // milliseconds after its transmit stamp was taken (page faults, lazy set-up), an
         // asymmetry no real stratum-1 server that has run for a while shows.
-        let direct = try probe(serverAddress, exchanges: 6)
+        let direct = try probe(serverAddress, exchanges: 12)
 
         // Time zero: CLOCK_REALTIME (for the transform and the samples) and CLOCK_MONOTONIC
         // (for the relay's network events), read together, a moment from now (after the
@@ -160,6 +172,7 @@ public enum LiveRunner {
         }
         relayConfiguration.startMonotonicNanoseconds = startMonotonic
         relayConfiguration.maximumClients = 64  // slots recycle: each request has a new source port
+        relayConfiguration.headroomEachWayNanoseconds = options.relayHeadroomEachWayNanoseconds
         let relay = try ImpairmentRelay(relayConfiguration)
         try relay.start()
         defer { relay.stop() }
@@ -167,11 +180,16 @@ public enum LiveRunner {
         // The relay-only check: SNTP probes through each lane before any client starts
         // (their first sends also warm the relay's path). Each probe's offset is its whole
         // path's asymmetry; the relay's record of the same exchange says what the model drew.
+        // Probes straight to the server take turns with them: what the prober and the server
+        // add themselves (the server's transmit stamp, the prober's own) is the same on both
+        // and is taken off, leaving what the relay adds.
         func probeLane(_ lane: Int) throws(LabError) -> ProbeCalibration? {
-            let probes = try probes(relay.listenAddresses[lane], exchanges: 12,
-                                    servedCorrection: transform.correctionNanoseconds(atServerUnixNanoseconds: realtimeNanoseconds()))
-            return ProbeCalibration(probes: probes.map { ($0.requestTransmitTimestamp, $0.offsetNanoseconds) },
-                                    records: relay.exchangeRecords(lane: lane))
+            let answers = try probes([(relay.listenAddresses[lane], transform.correctionNanoseconds(atServerUnixNanoseconds: realtimeNanoseconds())),
+                                      (serverAddress, 0)], exchanges: 12)
+            guard !answers[1].isEmpty else { return nil }
+            return ProbeCalibration(probes: answers[0].map { ($0.requestTransmitTimestamp, $0.offsetNanoseconds) },
+                                    records: relay.exchangeRecords(lane: lane),
+                                    directAsymmetryNanoseconds: median(answers[1].map(\.offsetNanoseconds)))
         }
         let oursProbe = try probeLane(0)
         let peerProbe = options.compareChrony ? try probeLane(peerLane) : nil
@@ -258,6 +276,7 @@ public enum LiveRunner {
 
         relay.stop()
         let lateness = relay.latenessHistograms()
+        let wakeUp = relay.wakeUpHistograms()
         let oursPath = PathAsymmetry(relay.exchangeRecords(lane: 0).filter { $0.requestArrivalNanoseconds >= startMonotonic })
         let peerPath = options.compareChrony
             ? PathAsymmetry(relay.exchangeRecords(lane: peerLane).filter { $0.requestArrivalNanoseconds >= startMonotonic }) : nil
@@ -278,6 +297,8 @@ public enum LiveRunner {
                           peer: peer == nil ? nil : theirs.result(notes: []),
                           relayCounters: relay.counters,
                           requestLateness: lateness.request, responseLateness: lateness.response,
+                          requestWakeUp: wakeUp.request, responseWakeUp: wakeUp.response,
+                          relayHeadroomEachWayNanoseconds: options.relayHeadroomEachWayNanoseconds,
                           oursPath: oursPath, peerPath: peerPath, oursProbe: oursProbe, peerProbe: peerProbe,
                           calibrationToleranceNanoseconds: tolerance, calibrationFailures: calibrationFailures,
                           serverCounters: server.counters(),
@@ -322,29 +343,39 @@ func microseconds(_ nanoseconds: Int64) -> String { fixedDecimal(Double(nanoseco
 /// by that much (RFC 5905 §8). The first exchange is left out (it warms the path).
 private func probes(_ address: SocketAddress, exchanges: Int,
                     servedCorrection: Int64 = 0) throws(LabError) -> [(requestTransmitTimestamp: UInt64, offsetNanoseconds: Int64, delayNanoseconds: Int64)] {
-    var answers: [(requestTransmitTimestamp: UInt64, offsetNanoseconds: Int64, delayNanoseconds: Int64)] = []  // a few, once per run
+    try probes([(address, servedCorrection)], exchanges: exchanges)[0]
+}
+
+/// The same, taking turns among several paths (one exchange on each per round), so that
+/// paths compared with each other are measured under the same conditions: answers per path.
+private func probes(_ paths: [(address: SocketAddress, servedCorrection: Int64)],
+                    exchanges: Int) throws(LabError) -> [[(requestTransmitTimestamp: UInt64, offsetNanoseconds: Int64, delayNanoseconds: Int64)]] {
+    var answers = [[(requestTransmitTimestamp: UInt64, offsetNanoseconds: Int64, delayNanoseconds: Int64)]](repeating: [], count: paths.count)
     do throws(NTPClientError) {
         let exchanger = try Exchanger()
         for k in 0..<exchanges {
-            if k > 0 { exchanger.sleep(nanoseconds: 10_000_000) }
-            if case .answered(let result) = try exchanger.exchange(with: address, timeoutNanoseconds: 100_000_000, rejected: { _ in }),
-               k > 0 {
-                let exchange = result.systemClockExchange
-                answers.append((result.response.header.originTimestamp.rawValue, exchange.offsetNanoseconds - servedCorrection,
-                                exchange.delayNanoseconds))
+            for (p, path) in paths.enumerated() {
+                if k > 0 || p > 0 { exchanger.sleep(nanoseconds: 10_000_000) }
+                if case .answered(let result) = try exchanger.exchange(with: path.address, timeoutNanoseconds: 100_000_000, rejected: { _ in }),
+                   k > 0 {
+                    let exchange = result.systemClockExchange
+                    answers[p].append((result.response.header.originTimestamp.rawValue, exchange.offsetNanoseconds - path.servedCorrection,
+                                       exchange.delayNanoseconds))
+                }
             }
         }
     } catch {
-        throw LabError("probing \(address): \(error)")
+        throw LabError("probing \(paths.map { "\($0.address)" }.joined(separator: ", ")): \(error)")
     }
     return answers
 }
 
-/// The offset of the probe with the smallest delay (the least queueing, so closest to the
-/// minimum delays' asymmetry) and that delay.
+/// The median offset of the probes (the path's asymmetry as the prober sees it, its own
+/// stamping and the server's included) and the smallest delay.
 private func probe(_ address: SocketAddress, exchanges: Int) throws(LabError) -> (asymmetryNanoseconds: Int64, delayNanoseconds: Int64)? {
-    try probes(address, exchanges: exchanges).min { $0.delayNanoseconds < $1.delayNanoseconds }
-        .map { ($0.offsetNanoseconds, $0.delayNanoseconds) }
+    let answers = try probes(address, exchanges: exchanges)
+    guard let fastest = answers.min(by: { $0.delayNanoseconds < $1.delayNanoseconds }) else { return nil }
+    return (median(answers.map(\.offsetNanoseconds)), fastest.delayNanoseconds)
 }
 
 /// Turns readings of one client's clock into error samples against the transform's truth.

@@ -35,6 +35,17 @@ public struct RelayConfiguration: Sendable {
     public var queueCapacity: Int = 4096
     /// Distinct client addresses served (each gets its own upstream socket).
     public var maximumClients: Int = 256
+    /// Added to the model's delay in both directions. A sleeping thread on a virtual machine
+    /// reads a packet tens of µs after its kernel receive stamp, and now and then hundreds
+    /// (measured here, a 2-vCPU guest whose idle vCPUs halt: median 35, p99 110, max 2500 µs
+    /// from stamp to read), which is longer than a LAN model's 70 µs. A request read after
+    /// its departure time leaves late, which lengthens the forward path alone and biases
+    /// every client by half the lateness (RFC 5905 §8: offset error is (forward − backward)/2).
+    /// Holding both directions this much longer keeps the departure ahead of the wake-up
+    /// without spinning between packets, and, being the same both ways, adds nothing to the
+    /// asymmetry or the jitter a client sees: only the round trip grows, by twice this.
+    /// 0 applies the model exactly; packets read too late are then counted.
+    public var headroomEachWayNanoseconds: Int64 = 0
     /// How long before a packet's departure the relay stops sleeping and spins on the
     /// clock. A sleeping thread on a virtual machine wakes tens of µs to over a millisecond
     /// late; spinning this last stretch absorbs that, at a cost of at most this much CPU per
@@ -128,7 +139,11 @@ public struct RelayCounters: Sendable, Equatable {
 ///   departure and spins on the clock for the rest. It sleeps in ppoll rather than
 ///   clock_nanosleep so that a packet arriving meanwhile wakes it.
 /// - A packet first seen after its departure time is sent at once and counted
-///   (`requestsPastDeparture`, `responsesPastDeparture`).
+///   (`requestsPastDeparture`, `responsesPastDeparture`). A request that leaves late, for
+///   whatever reason, has its answer held as much longer, so the exchange keeps the model's
+///   asymmetry; a late answer cannot be made up for.
+/// - `headroomEachWayNanoseconds` is added to the model's delay both ways, so that a thread
+///   that sleeps between packets has read each one before it is due.
 /// - Send lateness goes into a histogram per direction, and every exchange into a record
 ///   (`exchangeRecords()`), from which the path each client got is measured.
 /// - The delay is added on top of loopback's own few µs per hop (two extra hops through
@@ -184,6 +199,8 @@ public final class ImpairmentRelay: @unchecked Sendable {
         var arrivalNanoseconds: Int64
         var departureNanoseconds: Int64
         var modelDelayNanoseconds: Int64
+        /// How late the request left (0 if on time): its answer is held this much longer.
+        var latenessNanoseconds: Int64
     }
 
     public init(_ configuration: RelayConfiguration) throws(LabError) {
@@ -242,6 +259,12 @@ public final class ImpairmentRelay: @unchecked Sendable {
     /// Send lateness so far, per direction.
     public func latenessHistograms() -> (request: LatenessHistogram, response: LatenessHistogram) {
         log.withLock { (LatenessHistogram(copying: $0.requestLateness), LatenessHistogram(copying: $0.responseLateness)) }
+    }
+
+    /// Wake-up delay so far, per direction: from a packet's kernel receive stamp to the relay
+    /// thread reading it. What `headroomEachWayNanoseconds` has to cover.
+    public func wakeUpHistograms() -> (request: LatenessHistogram, response: LatenessHistogram) {
+        log.withLock { (LatenessHistogram(copying: $0.requestWakeUp), LatenessHistogram(copying: $0.responseWakeUp)) }
     }
 
     /// The latest exchanges (at most `exchangeRecordCapacity`), oldest first; `lane` picks one client.
@@ -329,11 +352,13 @@ public final class ImpairmentRelay: @unchecked Sendable {
                 guard let source = datagram.source, !datagram.truncated else { local.overflowDrops += 1; continue }
                 let (arrival, now) = arrivalMonotonic(datagram)
                 guard let client = clientSlot(for: source, lane: lane) else { local.overflowDrops += 1; continue }
-                guard let due = laneDelays[lane].requestDue(arrivalMonotonicNanoseconds: arrival) else {
+                guard let modelDue = laneDelays[lane].requestDue(arrivalMonotonicNanoseconds: arrival) else {
                     local.requestsDropped += 1
                     continue
                 }
-                local.recordModelDelay(due - arrival, .request)
+                local.recordModelDelay(modelDue - arrival, .request)
+                let due = modelDue + configuration.headroomEachWayNanoseconds
+                log.withLock { $0.requestWakeUp.add(now - arrival) }
                 if now > due { local.requestsPastDeparture += 1 }
                 let bytes = UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<datagram.byteCount])
                 if !queue.enqueue(bytes, due: due, direction: .request, client: client, arrival: arrival) { local.overflowDrops += 1 }
@@ -342,16 +367,22 @@ public final class ImpairmentRelay: @unchecked Sendable {
         let first = firstUpstreamPollSlot
         for i in 0..<upstreams.count where pollSet.isReady(first + i) {
             while let datagram = try? upstreams[i].receive(into: receiveBuffer) {
+                guard datagram.source == configuration.upstreamAddress else { continue }
                 local.responsesReceived += 1
                 requestsAwaitingResponse = max(0, requestsAwaitingResponse - 1)
                 if requestsAwaitingResponse == 0 { watchResponsesUntil = .min }
                 if datagram.truncated { local.overflowDrops += 1; continue }
                 let (arrival, now) = arrivalMonotonic(datagram)
-                guard let due = laneDelays[clientLanes[i]].responseDue(arrivalMonotonicNanoseconds: arrival) else {
+                guard let modelDue = laneDelays[clientLanes[i]].responseDue(arrivalMonotonicNanoseconds: arrival) else {
                     local.responsesDropped += 1
                     continue
                 }
-                local.recordModelDelay(due - arrival, .response)
+                local.recordModelDelay(modelDue - arrival, .response)
+                // A request sent late made the forward path longer than the model's; holding
+                // its answer as much longer puts the same on the backward path, so the
+                // exchange keeps the model's asymmetry (only its round trip grows).
+                let due = modelDue + configuration.headroomEachWayNanoseconds + (pendingRequests[i]?.latenessNanoseconds ?? 0)
+                log.withLock { $0.responseWakeUp.add(now - arrival) }
                 if now > due { local.responsesPastDeparture += 1 }
                 let packet = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<datagram.byteCount])
                 let transform = clientLanes[i] < configuration.laneTransforms.count
@@ -377,16 +408,19 @@ public final class ImpairmentRelay: @unchecked Sendable {
             // stamp is taken early in it, so the call's own duration is not lateness.
             let departure = clockNanoseconds(.monotonic)
             let lateness = departure - packet.due
+            let matchedLateness = packet.direction == .response ? pendingRequests[packet.client]?.latenessNanoseconds ?? 0 : 0
+            let modelDelay = packet.due - packet.arrival - configuration.headroomEachWayNanoseconds - matchedLateness
             let bytes = UnsafeRawBufferPointer(queue.bytes(packet.slot))
             do {
                 switch packet.direction {
                 case .request:
-                    try upstreams[packet.client].send(bytes)
+                    try upstreams[packet.client].send(bytes, to: configuration.upstreamAddress)
                     local.requestsForwarded += 1
                     watchResponsesUntil = departure + configuration.responseWatchNanoseconds
                     requestsAwaitingResponse += 1
                     pendingRequests[packet.client] = PendingRequest(transmitTimestamp: transmitTimestamp(of: bytes), arrivalNanoseconds: packet.arrival,
-                                                                    departureNanoseconds: departure, modelDelayNanoseconds: packet.due - packet.arrival)
+                                                                    departureNanoseconds: departure, modelDelayNanoseconds: modelDelay,
+                                                                    latenessNanoseconds: max(0, lateness))
                 case .response:
                     try listeners[clientLanes[packet.client]].send(bytes, to: clientAddresses[packet.client])
                     local.responsesForwarded += 1
@@ -407,7 +441,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
                                                    requestArrivalNanoseconds: request.arrivalNanoseconds, requestDepartureNanoseconds: request.departureNanoseconds,
                                                    requestModelDelayNanoseconds: request.modelDelayNanoseconds,
                                                    responseArrivalNanoseconds: packet.arrival, responseDepartureNanoseconds: departure,
-                                                   responseModelDelayNanoseconds: packet.due - packet.arrival))
+                                                   responseModelDelayNanoseconds: modelDelay))
                 }
             }
             queue.release(packet.slot)
@@ -455,7 +489,14 @@ public final class ImpairmentRelay: @unchecked Sendable {
         pollSet.watch(upstreams[slot].fileDescriptor, at: firstUpstreamPollSlot + slot)
     }
 
-    /// A fresh upstream socket connected to the server.
+    /// A fresh upstream socket for one client, not connected: the relay sends the other way
+    /// from an unconnected listener (to each client's address), and sendto(2) on an
+    /// unconnected socket looks up its route on every call, which on loopback puts the
+    /// receiver's stamp about 4–5 µs later than send(2) on a connected one (measured here:
+    /// median 7.7 against 2.6 µs from the call to the receiver's kernel stamp). The relay's
+    /// own stamps cannot see that, and only in one direction it would be 2–2.5 µs of
+    /// asymmetry; sending the same way both ways keeps it out. Responses from any other
+    /// source are dropped.
     private func makeUpstream() -> UDPSocket? {
         var options = UDPSocket.Options()
         options.nonBlocking = true
@@ -463,12 +504,11 @@ public final class ImpairmentRelay: @unchecked Sendable {
         let upstream = configuration.upstreamAddress
         let local = upstream.family == .ipv4 ? SocketAddress.loopbackIPv4(port: 0) : SocketAddress.loopbackIPv6(port: 0)
         guard let socket = try? UDPSocket(bindingTo: local, options: options) else { return nil }
-        do { try socket.connect(to: upstream) } catch { socket.close(); return nil }
         return socket
     }
 
     /// Opens the next client's upstream socket while nothing is held, so that the tens of
-    /// microseconds of socket(), bind() and connect() are not spent on a request's path
+    /// microseconds of socket() and bind() are not spent on a request's path
     /// (they made the forward path measurably longer than the backward one).
     /// Also closes the sockets of recycled slots.
     private func prepareSpareUpstream() {

@@ -6,7 +6,8 @@
 /// drew for it, so the lab can say how much of a client's error is the path the relay
 /// actually delivered rather than the model's.
 
-/// Send lateness (send time − due time) counted in fixed bins, so a run of any length keeps
+/// Send lateness (send time − due time), or the relay's wake-up delay (read time − kernel
+/// receive stamp), counted in fixed bins, so a run of any length keeps
 /// its distribution in a few hundred integers: 1 µs wide below 100 µs, 100 µs wide below
 /// 10 ms, then one bin for everything later. Quantiles are the upper edge of their bin.
 /// Pure.
@@ -146,11 +147,14 @@ public struct PathAsymmetry: Sendable, Equatable {
 
 /// The relay-only check: SNTP probes through the relay with the host clock at both ends.
 /// A probe's offset is (forward − backward)/2 of its whole path (loopback hops, relay and
-/// server included, RFC 5905 §8); minus the model's drawn asymmetry for the same exchange it
-/// is what the lab adds to the scenario. Pure.
+/// server included, RFC 5905 §8); minus the model's drawn asymmetry for the same exchange,
+/// and minus what the same prober measured straight to the server (its own stamping and the
+/// server's, which every client of that server shares), it is what the relay adds to the
+/// scenario. Pure.
 public struct ProbeCalibration: Sendable, Equatable {
     public var probes: Int
-    /// Median over the probes of (offset − the model's asymmetry for that exchange).
+    /// Median over the probes of (offset − the model's asymmetry for that exchange), less
+    /// the direct path's asymmetry.
     public var labAddedNanoseconds: Int64
     /// The median probe offset (the path's asymmetry as a client would be biased by it).
     public var medianOffsetNanoseconds: Int64
@@ -163,13 +167,14 @@ public struct ProbeCalibration: Sendable, Equatable {
 
     /// Matches each probe (its request's transmit timestamp and SNTP offset) to the relay's
     /// record of the same exchange; probes without a record are left out. Nil when none match.
-    public init?(probes: [(requestTransmitTimestamp: UInt64, offsetNanoseconds: Int64)], records: [RelayExchangeRecord]) {
+    public init?(probes: [(requestTransmitTimestamp: UInt64, offsetNanoseconds: Int64)], records: [RelayExchangeRecord],
+                 directAsymmetryNanoseconds: Int64 = 0) {
         var byTransmit: [UInt64: RelayExchangeRecord] = [:]
         for record in records { byTransmit[record.requestTransmitTimestamp] = record }
         let matched = probes.compactMap { probe in byTransmit[probe.requestTransmitTimestamp].map { (probe.offsetNanoseconds, $0) } }
         guard !matched.isEmpty else { return nil }
         self.probes = matched.count
-        labAddedNanoseconds = median(matched.map { $0.0 - $0.1.modelAsymmetryNanoseconds })
+        labAddedNanoseconds = median(matched.map { $0.0 - $0.1.modelAsymmetryNanoseconds }) - directAsymmetryNanoseconds
         medianOffsetNanoseconds = median(matched.map(\.0))
     }
 }
@@ -180,12 +185,14 @@ func median(_ values: [Int64]) -> Int64 {
     return sorted[(sorted.count - 1) / 2]
 }
 
-/// What the relay thread records as it goes: a lateness histogram per direction and a ring
+/// What the relay thread records as it goes: lateness and wake-up histograms per direction and a ring
 /// of the last `capacity` exchanges. Storage is allocated once; recording allocates nothing.
 /// Lives behind the relay's lock; readers take copies (`snapshot`).
 struct RelayLog: ~Copyable {
     var requestLateness = LatenessHistogram()
     var responseLateness = LatenessHistogram()
+    var requestWakeUp = LatenessHistogram()
+    var responseWakeUp = LatenessHistogram()
     /// Packets whose arrival was handled only after their departure time had passed (the
     /// relay woke too late to keep the model's delay), per direction.
     var requestsPastDeparture = 0
