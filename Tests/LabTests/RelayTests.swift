@@ -341,6 +341,42 @@ final class RelayLoopbackTests: XCTestCase {
         XCTAssertGreaterThan(counters.runningNanoseconds, counters.cpuNanoseconds / 2)
     }
 
+    /// With no delay and no headroom every request is read after its departure time (the
+    /// relay sleeps between them), so it leaves late; its answer must then be held as much
+    /// longer, which keeps the exchange's asymmetry at the model's.
+    func testAnswerToALateRequestIsHeldAsMuchLonger() throws {
+        let server = try socket()
+        let network = NetworkParameters(forward: PathParameters(minimumDelayNanoseconds: 0), backward: PathParameters(minimumDelayNanoseconds: 0))
+        let relay = try ImpairmentRelay(RelayConfiguration(upstreamAddress: try server.localAddress(), network: network))
+        try relay.start()
+        defer { relay.stop() }
+        let client = try socket()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
+        defer { buffer.deallocate() }
+        for tag in 1...20 {
+            ThreadTiming.sleep(until: clockNanoseconds(.monotonic) + 5 * Span.millisecond, on: .monotonic)  // the relay goes back to sleep
+            try client.send(RelayPureTests.response(reference: 0, origin: 0, receive: 0, transmit: UInt64(tag), mode: 3), to: relay.listenAddress)
+            let arrived = try XCTUnwrap(try receive(server, buffer), "request \(tag) never reached the server")
+            try server.send(RelayPureTests.response(reference: 0, origin: UInt64(tag), receive: 1, transmit: 2), to: arrived.source)
+            XCTAssertNotNil(try receive(client, buffer), "response \(tag) never came back")
+        }
+        relay.stop()
+        let records = relay.exchangeRecords()
+        XCTAssertEqual(records.count, 20)
+        var late = 0
+        for record in records {
+            let requestLateness = record.requestDepartureNanoseconds - record.requestArrivalNanoseconds - record.requestModelDelayNanoseconds
+            if requestLateness > 5_000 { late += 1 }
+            XCTAssertGreaterThanOrEqual(record.responseDepartureNanoseconds - record.responseArrivalNanoseconds,
+                                        record.responseModelDelayNanoseconds + max(0, requestLateness),
+                                        "the answer to a request \(requestLateness) ns late was not held as much longer")
+        }
+        XCTAssertGreaterThan(late, 0, "a relay asleep between requests should read some of them more than 5 µs after a zero delay")
+        XCTAssertGreaterThan(relay.counters.requestsPastDeparture, 0)
+        let added = PathAsymmetry(records)!.relayAddedNanoseconds
+        XCTAssertLessThan(abs(added), 10_000, "late requests left \(added) ns of asymmetry in place")
+    }
+
     func testLossRateOfRealPackets() throws {
         let server = try socket()
         let loss = 0.3

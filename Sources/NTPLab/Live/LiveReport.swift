@@ -46,6 +46,9 @@ public enum LiveReport {
             + "; " + latenessLine("responses", result.responseLateness, pastDeparture: relay.responsesPastDeparture) + "\n"
         out += "relay wake-up (kernel receive stamp to read): " + wakeUpLine("requests", result.requestWakeUp)
             + "; " + wakeUpLine("responses", result.responseWakeUp) + "\n"
+        let server = result.serverCounters
+        out += "server: \(server.answered) answered; transmit time checked against the kernel's stamp \(server.transmitChecks) times, "
+            + "\(server.transmitEarlyMisses) early and \(server.transmitLateMisses) late by more than its budget\n"
         if relay.requestsPastDeparture + relay.responsesPastDeparture > 0 {
             out += "the scenario's path could not be kept: \(relay.requestsPastDeparture) requests and \(relay.responsesPastDeparture) responses "
                 + "reached the relay's thread only after their departure time (the model's delay"
@@ -189,6 +192,14 @@ public enum LiveReport {
             JSONMember("cpuNanoseconds", .integer(r.cpuNanoseconds)),
             JSONMember("runningNanoseconds", .integer(r.runningNanoseconds)),
             JSONMember("cpuShare", .number(r.cpuShare)),
+        ])))
+        // The server's own transmit-time checks: an early t3 biases every client alike.
+        let server = result.serverCounters
+        members.append(JSONMember("server", .object([
+            JSONMember("answered", .integer(Int64(server.answered))),
+            JSONMember("transmitChecks", .integer(Int64(server.transmitChecks))),
+            JSONMember("transmitEarlyMisses", .integer(Int64(server.transmitEarlyMisses))),
+            JSONMember("transmitLateMisses", .integer(Int64(server.transmitLateMisses))),
         ])))
         return .object(members)
     }

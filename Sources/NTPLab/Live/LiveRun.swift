@@ -143,7 +143,9 @@ public enum LiveRunner {
         // Warm the server's path first: a fresh process's first response can leave many
         // milliseconds after its transmit stamp was taken (page faults, lazy set-up), an
         // asymmetry no real stratum-1 server that has run for a while shows.
-        let direct = try probe(serverAddress, exchanges: 12)
+        // 24 exchanges: the server's lead after a wake takes coarse steps for its first 20
+        // checks (DepartureModel), which should be over before any calibration probe.
+        let direct = try probe(serverAddress, exchanges: 24)
 
         // Time zero: CLOCK_REALTIME (for the transform and the samples) and CLOCK_MONOTONIC
         // (for the relay's network events), read together, a moment from now (after the
@@ -182,10 +184,11 @@ public enum LiveRunner {
         // path's asymmetry; the relay's record of the same exchange says what the model drew.
         // Probes straight to the server take turns with them: what the prober and the server
         // add themselves (the server's transmit stamp, the prober's own) is the same on both
-        // and is taken off, leaving what the relay adds.
+        // and is taken off, leaving what the relay adds. 32 pairs: each probe's hidden send
+        // times vary by a few µs, and with 11 the median of two lanes differed by 3 µs.
         func probeLane(_ lane: Int) throws(LabError) -> ProbeCalibration? {
             let answers = try probes([(relay.listenAddresses[lane], transform.correctionNanoseconds(atServerUnixNanoseconds: realtimeNanoseconds())),
-                                      (serverAddress, 0)], exchanges: 12)
+                                      (serverAddress, 0)], exchanges: 33)
             guard !answers[1].isEmpty else { return nil }
             return ProbeCalibration(probes: answers[0].map { ($0.requestTransmitTimestamp, $0.offsetNanoseconds) },
                                     records: relay.exchangeRecords(lane: lane),
