@@ -49,6 +49,19 @@ final class RelayPureTests: XCTestCase {
         XCTAssertEqual(Array(queue.bytes(packet.slot)), [UInt8](repeating: 7, count: 48))
     }
 
+    /// What the relay keeps with a packet comes back with it: arrival, the model's own delay
+    /// (the due time may hold it longer) and how late the relay read it.
+    func testDelayQueueKeepsEachPacketsTimes() {
+        var queue = DelayQueue(capacity: 4, bufferSize: 48)
+        XCTAssertTrue([UInt8(1)].withUnsafeBytes { queue.enqueue($0, due: 900, direction: .response, client: 2, arrival: 100, modelDelay: 80, wakeUp: 15) })
+        XCTAssertTrue([UInt8(2)].withUnsafeBytes { queue.enqueue($0, due: 700, direction: .request, client: 3, arrival: 120, modelDelay: 70, wakeUp: 40) })
+        let first = queue.popDue(now: 1_000)!
+        XCTAssertEqual(first, HeldPacket(slot: first.slot, direction: .request, client: 3, due: 700, arrival: 120, modelDelayNanoseconds: 70, wakeUpNanoseconds: 40))
+        queue.release(first.slot)
+        let second = queue.popDue(now: 1_000)!
+        XCTAssertEqual(second, HeldPacket(slot: second.slot, direction: .response, client: 2, due: 900, arrival: 100, modelDelayNanoseconds: 80, wakeUpNanoseconds: 15))
+    }
+
     /// Due times respect each direction's minimum delay, honour loss, outages and level
     /// shifts, and map relay time onto scenario time.
     func testRelayDelaysFollowTheModel() {

@@ -6,6 +6,20 @@ public enum RelayDirection: UInt8, Sendable {
     case response
 }
 
+/// A packet taken from a `DelayQueue`, with what was kept with it.
+public struct HeldPacket: Sendable, Equatable {
+    public var slot: Int
+    public var direction: RelayDirection
+    public var client: Int
+    public var due: Int64
+    public var arrival: Int64
+    /// The delay the network model drew for it (its due time may add more: headroom, or
+    /// the lateness of the request it answers).
+    public var modelDelayNanoseconds: Int64
+    /// From its arrival to when the relay read it.
+    public var wakeUpNanoseconds: Int64
+}
+
 /// Packets held until their due time: a binary min-heap of (due, arrival order) over a pool
 /// of fixed-size buffers allocated once, so holding and releasing a packet allocates nothing.
 ///
@@ -19,6 +33,8 @@ public struct DelayQueue: ~Copyable {
     private let clients: UnsafeMutableBufferPointer<Int>
     private let directions: UnsafeMutableBufferPointer<RelayDirection>
     private let arrivalTimes: UnsafeMutableBufferPointer<Int64>
+    private let modelDelays: UnsafeMutableBufferPointer<Int64>
+    private let wakeUps: UnsafeMutableBufferPointer<Int64>
     private let heapDue: UnsafeMutableBufferPointer<Int64>
     private let heapOrder: UnsafeMutableBufferPointer<UInt64>
     private let heapSlot: UnsafeMutableBufferPointer<Int>
@@ -36,6 +52,8 @@ public struct DelayQueue: ~Copyable {
         clients = .allocate(capacity: capacity)
         directions = .allocate(capacity: capacity)
         arrivalTimes = .allocate(capacity: capacity)
+        modelDelays = .allocate(capacity: capacity)
+        wakeUps = .allocate(capacity: capacity)
         heapDue = .allocate(capacity: capacity)
         heapOrder = .allocate(capacity: capacity)
         heapSlot = .allocate(capacity: capacity)
@@ -50,6 +68,8 @@ public struct DelayQueue: ~Copyable {
         clients.deallocate()
         directions.deallocate()
         arrivalTimes.deallocate()
+        modelDelays.deallocate()
+        wakeUps.deallocate()
         heapDue.deallocate()
         heapOrder.deallocate()
         heapSlot.deallocate()
@@ -61,9 +81,10 @@ public struct DelayQueue: ~Copyable {
     public var nextDue: Int64? { count > 0 ? heapDue[0] : nil }
 
     /// Holds a copy of `bytes` until `due`; false (packet dropped) when full or too long.
-    /// `arrival` is kept with it (the relay measures the time each packet was held).
+    /// `arrival`, `modelDelay` and `wakeUp` are kept with it (the relay measures the time
+    /// each packet was held against what the model asked, and how late it read it).
     public mutating func enqueue(_ bytes: UnsafeRawBufferPointer, due: Int64, direction: RelayDirection, client: Int,
-                                 arrival: Int64 = 0) -> Bool {
+                                 arrival: Int64 = 0, modelDelay: Int64 = 0, wakeUp: Int64 = 0) -> Bool {
         guard freeCount > 0, bytes.count <= bufferSize else { return false }
         freeCount -= 1
         let slot = freeSlots[freeCount]
@@ -75,6 +96,8 @@ public struct DelayQueue: ~Copyable {
         clients[slot] = client
         directions[slot] = direction
         arrivalTimes[slot] = arrival
+        modelDelays[slot] = modelDelay
+        wakeUps[slot] = wakeUp
         var i = count
         count += 1
         let order = arrivals
@@ -91,7 +114,7 @@ public struct DelayQueue: ~Copyable {
     }
 
     /// Takes the earliest packet if it is due at `now`; hand the slot back with `release`.
-    public mutating func popDue(now: Int64) -> (slot: Int, direction: RelayDirection, client: Int, due: Int64, arrival: Int64)? {
+    public mutating func popDue(now: Int64) -> HeldPacket? {
         guard count > 0, heapDue[0] <= now else { return nil }
         let slot = heapSlot[0], due = heapDue[0]
         count -= 1
@@ -110,7 +133,8 @@ public struct DelayQueue: ~Copyable {
             }
             heapDue[i] = lastDue; heapOrder[i] = lastOrder; heapSlot[i] = lastSlot
         }
-        return (slot, directions[slot], clients[slot], due, arrivalTimes[slot])
+        return HeldPacket(slot: slot, direction: directions[slot], client: clients[slot], due: due, arrival: arrivalTimes[slot],
+                          modelDelayNanoseconds: modelDelays[slot], wakeUpNanoseconds: wakeUps[slot])
     }
 
     /// The held bytes of a popped slot (valid until `release`).

@@ -358,10 +358,12 @@ public final class ImpairmentRelay: @unchecked Sendable {
                 }
                 local.recordModelDelay(modelDue - arrival, .request)
                 let due = modelDue + configuration.headroomEachWayNanoseconds
-                log.withLock { $0.requestWakeUp.add(now - arrival) }
                 if now > due { local.requestsPastDeparture += 1 }
                 let bytes = UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<datagram.byteCount])
-                if !queue.enqueue(bytes, due: due, direction: .request, client: client, arrival: arrival) { local.overflowDrops += 1 }
+                if !queue.enqueue(bytes, due: due, direction: .request, client: client, arrival: arrival,
+                                  modelDelay: modelDue - arrival, wakeUp: now - arrival) {
+                    local.overflowDrops += 1
+                }
             }
         }
         let first = firstUpstreamPollSlot
@@ -382,7 +384,6 @@ public final class ImpairmentRelay: @unchecked Sendable {
                 // its answer as much longer puts the same on the backward path, so the
                 // exchange keeps the model's asymmetry (only its round trip grows).
                 let due = modelDue + configuration.headroomEachWayNanoseconds + (pendingRequests[i]?.latenessNanoseconds ?? 0)
-                log.withLock { $0.responseWakeUp.add(now - arrival) }
                 if now > due { local.responsesPastDeparture += 1 }
                 let packet = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<datagram.byteCount])
                 let transform = clientLanes[i] < configuration.laneTransforms.count
@@ -391,7 +392,8 @@ public final class ImpairmentRelay: @unchecked Sendable {
                    ServedTimeRewriter.rewrite(packet, by: transform, pivotUnixNanoseconds: realtimeNanoseconds()) {
                     local.responsesRewritten += 1
                 }
-                if !queue.enqueue(UnsafeRawBufferPointer(packet), due: due, direction: .response, client: i, arrival: arrival) {
+                if !queue.enqueue(UnsafeRawBufferPointer(packet), due: due, direction: .response, client: i, arrival: arrival,
+                                  modelDelay: modelDue - arrival, wakeUp: now - arrival) {
                     local.overflowDrops += 1
                 }
             }
@@ -408,8 +410,6 @@ public final class ImpairmentRelay: @unchecked Sendable {
             // stamp is taken early in it, so the call's own duration is not lateness.
             let departure = clockNanoseconds(.monotonic)
             let lateness = departure - packet.due
-            let matchedLateness = packet.direction == .response ? pendingRequests[packet.client]?.latenessNanoseconds ?? 0 : 0
-            let modelDelay = packet.due - packet.arrival - configuration.headroomEachWayNanoseconds - matchedLateness
             let bytes = UnsafeRawBufferPointer(queue.bytes(packet.slot))
             do {
                 switch packet.direction {
@@ -419,7 +419,7 @@ public final class ImpairmentRelay: @unchecked Sendable {
                     watchResponsesUntil = departure + configuration.responseWatchNanoseconds
                     requestsAwaitingResponse += 1
                     pendingRequests[packet.client] = PendingRequest(transmitTimestamp: transmitTimestamp(of: bytes), arrivalNanoseconds: packet.arrival,
-                                                                    departureNanoseconds: departure, modelDelayNanoseconds: modelDelay,
+                                                                    departureNanoseconds: departure, modelDelayNanoseconds: packet.modelDelayNanoseconds,
                                                                     latenessNanoseconds: max(0, lateness))
                 case .response:
                     try listeners[clientLanes[packet.client]].send(bytes, to: clientAddresses[packet.client])
@@ -433,15 +433,19 @@ public final class ImpairmentRelay: @unchecked Sendable {
             if completed != nil { pendingRequests[packet.client] = nil }
             log.withLock { log in
                 switch packet.direction {
-                case .request: log.requestLateness.add(lateness)
-                case .response: log.responseLateness.add(lateness)
+                case .request:
+                    log.requestLateness.add(lateness)
+                    log.requestWakeUp.add(packet.wakeUpNanoseconds)
+                case .response:
+                    log.responseLateness.add(lateness)
+                    log.responseWakeUp.add(packet.wakeUpNanoseconds)
                 }
                 if let request = completed {
                     log.record(RelayExchangeRecord(lane: lane, requestTransmitTimestamp: request.transmitTimestamp,
                                                    requestArrivalNanoseconds: request.arrivalNanoseconds, requestDepartureNanoseconds: request.departureNanoseconds,
                                                    requestModelDelayNanoseconds: request.modelDelayNanoseconds,
                                                    responseArrivalNanoseconds: packet.arrival, responseDepartureNanoseconds: departure,
-                                                   responseModelDelayNanoseconds: modelDelay))
+                                                   responseModelDelayNanoseconds: packet.modelDelayNanoseconds))
                 }
             }
             queue.release(packet.slot)
