@@ -235,8 +235,11 @@ public final class SendBatch: @unchecked Sendable {
 
     /// Sends every filled slot with as few sendmmsg calls as the kernel allows (normally one)
     /// and empties the batch. A full socket buffer (EAGAIN) drops the rest, as UDP would.
+    /// `waiting: false` sends with MSG_DONTWAIT, so a blocking socket (one whose thread waits
+    /// in its receive rather than in poll) still drops rather than stalls when its buffer is full.
     @discardableResult
-    public func send(on socket: UDPSocket) throws(KernelError) -> Result {
+    public func send(on socket: UDPSocket, waiting: Bool = true) throws(KernelError) -> Result {
+        let flags = Int32(MSG_NOSIGNAL) | (waiting ? 0 : Int32(MSG_DONTWAIT))
         let firstID = socket.nextTransmitID
         let everyDatagram = socket.stampsEveryDatagram
         let keyed = socket.transmitKeysEnabled
@@ -247,7 +250,7 @@ public final class SendBatch: @unchecked Sendable {
             if keyed { socket.nextTransmitID = firstID &+ UInt32(truncatingIfNeeded: stamped) }
         }
         while sent < count {
-            let result = ck_sendmmsg(socket.fileDescriptor, headers + sent, UInt32(count - sent), Int32(MSG_NOSIGNAL))
+            let result = ck_sendmmsg(socket.fileDescriptor, headers + sent, UInt32(count - sent), flags)
             if result < 0 {
                 let code = errno
                 if code == EINTR { continue }

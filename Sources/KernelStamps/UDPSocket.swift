@@ -58,6 +58,13 @@ public final class UDPSocket: @unchecked Sendable {
         public var transmitTimestampsOnRequest = false
         /// IPV6_V6ONLY for IPv6 sockets (true: listen on IPv6 only; add an IPv4 socket for v4).
         public var ipv6Only = true
+        /// IPv4 only: IP_MTU_DISCOVER = IP_PMTUDISC_DO, so every datagram leaves with DF set
+        /// and is never fragmented. Linux then writes IP ID 0 (allowed for such "atomic"
+        /// datagrams, RFC 6864 §4.1) instead of hashing a fresh ID for each datagram of an
+        /// unconnected socket, one keyed hash and one shared atomic counter less per send.
+        /// Only for sockets whose datagrams are small: one larger than the path MTU fails
+        /// with EMSGSIZE instead of being fragmented.
+        public var dontFragment = false
         public var receiveBufferBytes: Int? = nil
         public var sendBufferBytes: Int? = nil
         public init() {}
@@ -112,11 +119,23 @@ public final class UDPSocket: @unchecked Sendable {
         }
     }
 
+    /// shutdown(SHUT_RD): a thread blocked receiving on this socket returns at once (Linux
+    /// wakes the waiters even on an unconnected UDP socket, and answers ENOTCONN, which is
+    /// expected and ignored), and every later receive returns an empty datagram instead of
+    /// waiting. This is how a worker blocked in `ReceiveBatch.receive(on:)` is stopped: an
+    /// eventfd cannot wake a thread that is not in poll.
+    public func shutdownReceiving() {
+        if fileDescriptor >= 0 { _ = Glibc.shutdown(fileDescriptor, Int32(SHUT_RD)) }
+    }
+
     // MARK: options
 
     public func apply(_ options: Options) throws(KernelError) {
         if family == .ipv6 { try setOption(Int32(IPPROTO_IPV6), Int32(IPV6_V6ONLY), options.ipv6Only ? 1 : 0, "IPV6_V6ONLY") }
         if options.reusePort { try setOption(SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT") }
+        if options.dontFragment && family == .ipv4 {
+            try setOption(Int32(IPPROTO_IP), IP_MTU_DISCOVER, IP_PMTUDISC_DO, "IP_MTU_DISCOVER")
+        }
         if let bytes = options.receiveBufferBytes { try setOption(SOL_SOCKET, SO_RCVBUF, Int32(clamping: bytes), "SO_RCVBUF") }
         if let bytes = options.sendBufferBytes { try setOption(SOL_SOCKET, SO_SNDBUF, Int32(clamping: bytes), "SO_SNDBUF") }
         if options.nonBlocking { try setNonBlocking(true) }

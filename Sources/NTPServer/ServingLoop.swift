@@ -77,8 +77,16 @@ public final class ServingLoop: @unchecked Sendable {
             var bound: [SocketAddress] = []
             var options = UDPSocket.Options()
             options.reusePort = true
-            options.nonBlocking = true
+            // One socket per worker: the worker waits in recvmmsg itself (one syscall per
+            // wake instead of poll + recvmmsg), with SO_RCVTIMEO for the once-a-second refresh.
+            // Several sockets per worker: it waits in poll and receives without blocking.
+            let waitsInReceive = configuration.listenAddresses.count == 1
+            options.nonBlocking = !waitsInReceive
+            options.receiveTimeoutNanoseconds = waitsInReceive ? Worker.refreshIntervalNanoseconds : nil
             options.receiveTimestamps = true
+            // Responses are 48 bytes (never longer than the request): DF costs nothing and
+            // spares the kernel an IP ID per response.
+            options.dontFragment = true
             // Interleaved responses and the sampled checks ask for a TX stamp each; the rest take none.
             options.transmitTimestampsOnRequest = configuration.interleaved || configuration.transmitCheckEveryResponses > 0
             options.receiveBufferBytes = 4 << 20
@@ -134,6 +142,11 @@ public final class ServingLoop: @unchecked Sendable {
     @discardableResult
     public func stop() -> ServerCounters {
         wakeup.signal()
+        // A worker blocked in its receive does not see the eventfd: shutting the sockets'
+        // receive side returns it from recvmmsg, and it then finds the wakeup signalled.
+        for worker in workers where worker.waitsInReceive {
+            for socket in worker.sockets { socket.shutdownReceiving() }
+        }
         for thread in threads { thread.join() }
         threads.removeAll()
         for worker in workers { worker.closeSockets() }
@@ -200,6 +213,10 @@ final class Worker: @unchecked Sendable {
     let transmitPatch: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     let slotStamp: UnsafeMutablePointer<PendingStamp>
     static let ringSize = 4096
+    /// How often the worker re-reads the host clock's status and publishes its state.
+    static let refreshIntervalNanoseconds: Int64 = 1_000_000_000
+    /// The worker has one socket and waits in its recvmmsg (blocking, SO_RCVTIMEO), not in poll.
+    let waitsInReceive: Bool
     /// At least one check this often while responses flow (see `TransmitState`).
     static let checkIntervalNanoseconds: Int64 = 10_000_000
     /// Per socket: a ring of pending TX stamps indexed by key, and the count pending.
@@ -245,6 +262,7 @@ final class Worker: @unchecked Sendable {
         for (index, socket) in sockets.enumerated() { pollSet.watch(socket.fileDescriptor, at: index) }
         pollSet.watch(wakeup.fileDescriptor, at: sockets.count)
         transmitStampsAvailable = core.interleavedEnabled
+        waitsInReceive = sockets.count == 1 && configuration.listenAddresses.count == 1
     }
 
     deinit {
@@ -269,13 +287,45 @@ final class Worker: @unchecked Sendable {
     }
 
     func run() {
+        if waitsInReceive { runWaitingInReceive() } else { runPolling() }
+        refreshState()
+    }
+
+    /// The loop of a worker with one socket. Each wake costs one recvmmsg: it blocks for the
+    /// first datagram and takes whatever else is queued. A TX stamp on the error queue does not
+    /// wake it; stamps are read before the next batch is answered, which is before any
+    /// client can ask again for the interleaved response that needs its stamp.
+    func runWaitingInReceive() {
+        let socket = sockets[0]
+        var nextRefresh: Int64 = 0
+        while true {
+            let count = (try? receiveBatch.receive(on: socket)) ?? 0
+            let now = monotonicRawNanoseconds()
+            // Nothing within SO_RCVTIMEO, or the empty datagram a shut-down socket returns.
+            if count == 0 || receiveBatch.bytes(at: 0).isEmpty, wakeup.isSignalled { return }
+            if now >= nextRefresh {
+                refreshState()
+                nextRefresh = now &+ Worker.refreshIntervalNanoseconds
+            }
+            if pendingStamps[0] > 0 { drainTransmitStamps(socketIndex: 0) }
+            if count > 0 { process(count: count, socketIndex: 0, now: now) }
+            if count < receiveBatch.capacity {
+                // The queue was empty when the kernel filled the batch: the next receive sleeps.
+                publishCounters()
+                transmitState.pointee.afterWake = true
+            }
+        }
+    }
+
+    /// The loop of a worker with several sockets: poll for any of them, the wakeup or a TX stamp.
+    func runPolling() {
         var nextRefresh: Int64 = 0
         while true {
             let now = monotonicRawNanoseconds()
             if now >= nextRefresh {
                 refreshState()
                 if wakeup.isSignalled { break }
-                nextRefresh = now &+ 1_000_000_000
+                nextRefresh = now &+ Worker.refreshIntervalNanoseconds
             }
             // A short batch means the queue was empty when the kernel filled it: wait in poll
             // (which returns at once if more came meanwhile) rather than ask again with a
@@ -299,7 +349,6 @@ final class Worker: @unchecked Sendable {
                 }
             }
         }
-        refreshState()
     }
 
     @inline(__always)
@@ -370,7 +419,7 @@ final class Worker: @unchecked Sendable {
                 slotStamp[slot].claimedTransmitUnixNanoseconds = 0
             }
         }
-        let result = (try? sendBatch.send(on: socket)) ?? SendBatch.Result(sent: 0, firstTransmitID: socket.nextTransmitID, stampedCount: 0)
+        let result = (try? sendBatch.send(on: socket, waiting: false)) ?? SendBatch.Result(sent: 0, firstTransmitID: socket.nextTransmitID, stampedCount: 0)
         // A single datagram tells nothing about spacing: no second clock read for it.
         if result.sent >= 2 {
             transmitState.pointee.departures.observeSend(durationNanoseconds: realtimeNanoseconds() &- clockRead, datagrams: result.sent)

@@ -1,4 +1,5 @@
 import XCTest
+import Foundation
 @testable import KernelStamps
 #if canImport(Glibc)
 import Glibc
@@ -245,6 +246,45 @@ final class SocketTests: XCTestCase {
         XCTAssertFalse(wakeup.isSignalled)
         try socket.send([7], to: try socket.localAddress())
         XCTAssertEqual(try socket.waitUntilReadable(timeoutNanoseconds: 1_000_000_000, wakeup: wakeup), .readable)
+    }
+
+    /// A thread blocked in recvmmsg (no timeout) returns when another thread shuts the
+    /// socket's receive side, with one empty datagram, and a datagram queued before the
+    /// shutdown is still delivered first.
+    func testShutdownReceivingWakesABlockedBatchReceive() throws {
+        let socket = try UDPSocket(bindingTo: .loopbackIPv4(port: 0))
+        let batch = ReceiveBatch(capacity: 4)
+        let started = Date()
+        let thread = Thread { usleep(100_000); socket.shutdownReceiving() }
+        thread.start()
+        XCTAssertEqual(try batch.receive(on: socket), 1)
+        XCTAssertEqual(batch.bytes(at: 0).count, 0)
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 0.09, "returned before the shutdown")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5)
+
+        let queued = try UDPSocket(bindingTo: .loopbackIPv4(port: 0))
+        try queued.send([1, 2, 3], to: try queued.localAddress())
+        usleep(10_000)
+        queued.shutdownReceiving()
+        XCTAssertEqual(try batch.receive(on: queued), 1)
+        XCTAssertEqual(Array(batch.bytes(at: 0)), [1, 2, 3])
+    }
+
+    /// `dontFragment` sets IP_PMTUDISC_DO on IPv4 sockets (DF on every datagram) and leaves
+    /// the kernel's default otherwise; IPv6 sockets ignore it.
+    func testDontFragmentSetsPathMTUDiscoveryDo() throws {
+        func discovery(_ socket: UDPSocket) -> Int32 {
+            var value: Int32 = -1
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            XCTAssertEqual(getsockopt(socket.fileDescriptor, Int32(IPPROTO_IP), IP_MTU_DISCOVER, &value, &length), 0)
+            return value
+        }
+        var options = UDPSocket.Options()
+        options.dontFragment = true
+        XCTAssertEqual(discovery(try UDPSocket(bindingTo: .loopbackIPv4(port: 0), options: options)), IP_PMTUDISC_DO)
+        XCTAssertNotEqual(discovery(try UDPSocket(bindingTo: .loopbackIPv4(port: 0))), IP_PMTUDISC_DO)
+        let v6 = try UDPSocket(bindingTo: .loopbackIPv6(port: 0), options: options)
+        try v6.send([9], to: try v6.localAddress())
     }
 
     func testConnectedSocketSeesRefusal() throws {
