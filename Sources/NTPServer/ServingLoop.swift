@@ -5,7 +5,7 @@ import KernelStamps
 /// How to run the server.
 public struct ServerConfiguration: Sendable {
     public var listenAddresses: [SocketAddress]
-    /// Worker threads; each has its own socket per listen address (SO_REUSEPORT).
+    /// Worker threads per listen address; each has its own socket (SO_REUSEPORT).
     public var threads: Int
     public var identity: ServerState.Identity
     /// nil: no rate limiting.
@@ -49,8 +49,11 @@ public struct ServerConfiguration: Sendable {
 /// The serving loop: binds every socket at construction (so privileges can be dropped
 /// before `start`), then runs one thread per worker until `stop`.
 ///
-/// Each worker owns, per listen address, an SO_REUSEPORT socket, and owns its batches,
-/// client table and counters, so workers share nothing on the packet path. The kernel
+/// Each listen address gets `threads` workers. A worker owns one SO_REUSEPORT socket, its
+/// batches, client table and counters, so workers share nothing on the packet path. With one
+/// socket, a worker sleeps in its own recvmmsg: a wake costs one system call, where waiting
+/// in poll for several sockets costs poll and then recvmmsg. A client asks one server
+/// address, so its state stays with that address's workers. Among them, the kernel
 /// would spread clients over the sockets by 4-tuple, which would put one client's requests
 /// from different source ports (chronyd opens a new port per request) on different
 /// workers, splitting its rate-limit and interleaved state. So a classic BPF program
@@ -73,16 +76,13 @@ public final class ServingLoop: @unchecked Sendable {
         self.configuration = configuration
         do throws(KernelError) {
             wakeup = try Wakeup()
-            var socketsByWorker = [[UDPSocket]](repeating: [], count: configuration.threads)
+            var sockets: [UDPSocket] = []
             var bound: [SocketAddress] = []
             var options = UDPSocket.Options()
             options.reusePort = true
-            // One socket per worker: the worker waits in recvmmsg itself (one syscall per
-            // wake instead of poll + recvmmsg), with SO_RCVTIMEO for the once-a-second refresh.
-            // Several sockets per worker: it waits in poll and receives without blocking.
-            let waitsInReceive = configuration.listenAddresses.count == 1
-            options.nonBlocking = !waitsInReceive
-            options.receiveTimeoutNanoseconds = waitsInReceive ? Worker.refreshIntervalNanoseconds : nil
+            // Blocking: the worker waits in recvmmsg itself, and SO_RCVTIMEO brings it back
+            // for the once-a-second refresh when no request comes.
+            options.receiveTimeoutNanoseconds = Worker.refreshIntervalNanoseconds
             options.receiveTimestamps = true
             // Responses are 48 bytes (never longer than the request): DF costs nothing and
             // spares the kernel an IP ID per response.
@@ -101,7 +101,7 @@ public final class ServingLoop: @unchecked Sendable {
                         target = try socket.localAddress()
                         bound.append(target)
                     }
-                    socketsByWorker[w].append(socket)
+                    sockets.append(socket)
                     group.append(socket)
                 }
                 if configuration.threads > 1 {
@@ -113,19 +113,22 @@ public final class ServingLoop: @unchecked Sendable {
             boundAddresses = bound
             let seed = UInt64(truncatingIfNeeded: monotonicRawNanoseconds()) &* 0x9E37_79B9_7F4A_7C15 | 1
             var built: [Worker] = []
-            for w in 0..<configuration.threads {
+            for (w, socket) in sockets.enumerated() {
                 let core = ServerCore(state: ServerState(hostClock: (try? HostClockStatus.read()) ?? unsynchronisedStatus,
                                                          identity: configuration.identity, nowUnixNanoseconds: realtimeNanoseconds()),
                                       rateLimit: configuration.rateLimit, interleavedEnabled: configuration.interleaved,
                                       clientTableCapacity: configuration.clientTableCapacity, seed: seed &+ UInt64(w))
-                built.append(try Worker(sockets: socketsByWorker[w], core: core, identity: configuration.identity,
-                                        configuration: configuration, wakeup: wakeup))
+                built.append(Worker(socket: socket, core: core, identity: configuration.identity,
+                                    configuration: configuration, wakeup: wakeup))
             }
             workers = built
         } catch {
             throw ServerError(error)
         }
     }
+
+    /// Worker threads: `threads` per listen address.
+    public var workerCount: Int { workers.count }
 
     /// Starts the worker threads (named `stratumd-wN`, scheduled like the caller).
     public func start() throws(ServerError) {
@@ -142,14 +145,12 @@ public final class ServingLoop: @unchecked Sendable {
     @discardableResult
     public func stop() -> ServerCounters {
         wakeup.signal()
-        // A worker blocked in its receive does not see the eventfd: shutting the sockets'
+        // A worker asleep in its receive does not see the eventfd: shutting the socket's
         // receive side returns it from recvmmsg, and it then finds the wakeup signalled.
-        for worker in workers where worker.waitsInReceive {
-            for socket in worker.sockets { socket.shutdownReceiving() }
-        }
+        for worker in workers { worker.socket.shutdownReceiving() }
         for thread in threads { thread.join() }
         threads.removeAll()
-        for worker in workers { worker.closeSockets() }
+        for worker in workers { worker.socket.close() }
         return counters()
     }
 
@@ -200,9 +201,9 @@ struct TransmitState {
     var afterWake = true
 }
 
-/// One worker: its sockets, batch, core and counters; everything allocated in `init`.
+/// One worker: its socket, batches, core and counters; everything allocated in `init`.
 final class Worker: @unchecked Sendable {
-    let sockets: [UDPSocket]
+    let socket: UDPSocket
     let core: ServerCore
     let identity: ServerState.Identity
     let wakeup: Wakeup
@@ -215,15 +216,12 @@ final class Worker: @unchecked Sendable {
     static let ringSize = 4096
     /// How often the worker re-reads the host clock's status and publishes its state.
     static let refreshIntervalNanoseconds: Int64 = 1_000_000_000
-    /// The worker has one socket and waits in its recvmmsg (blocking, SO_RCVTIMEO), not in poll.
-    let waitsInReceive: Bool
     /// At least one check this often while responses flow (see `TransmitState`).
     static let checkIntervalNanoseconds: Int64 = 10_000_000
-    /// Per socket: a ring of pending TX stamps indexed by key, and the count pending.
-    let rings: UnsafeMutablePointer<PendingStamp>
+    /// A ring of pending TX stamps indexed by key, and the count pending (behind a pointer,
+    /// like `transmitState`).
+    let ring: UnsafeMutablePointer<PendingStamp>
     let pendingStamps: UnsafeMutablePointer<Int>
-    /// The sockets, then the wakeup.
-    let pollSet: PollSet
     let published = Mutex(ServerCounters())
     /// `core.state` as of the last refresh, for readers on other threads.
     let publishedState: Mutex<ServerState>
@@ -234,10 +232,10 @@ final class Worker: @unchecked Sendable {
     /// dynamic exclusivity check on each access.
     let transmitState: UnsafeMutablePointer<TransmitState>
 
-    init(sockets: [UDPSocket], core: ServerCore, identity: ServerState.Identity, configuration: ServerConfiguration,
-         wakeup: Wakeup) throws(KernelError) {
+    init(socket: UDPSocket, core: ServerCore, identity: ServerState.Identity, configuration: ServerConfiguration,
+         wakeup: Wakeup) {
         let batchSize = max(1, configuration.batchSize)
-        self.sockets = sockets
+        self.socket = socket
         self.core = core
         publishedState = Mutex(core.state)
         self.identity = identity
@@ -254,23 +252,17 @@ final class Worker: @unchecked Sendable {
         transmitPatch.initialize(repeating: nil, count: batchSize)
         slotStamp = .allocate(capacity: batchSize)
         slotStamp.initialize(repeating: PendingStamp(), count: batchSize)
-        rings = .allocate(capacity: Worker.ringSize * sockets.count)
-        rings.initialize(repeating: PendingStamp(), count: Worker.ringSize * sockets.count)
-        pendingStamps = .allocate(capacity: sockets.count)
-        pendingStamps.initialize(repeating: 0, count: sockets.count)
-        pollSet = PollSet(capacity: sockets.count + 1)
-        for (index, socket) in sockets.enumerated() { pollSet.watch(socket.fileDescriptor, at: index) }
-        pollSet.watch(wakeup.fileDescriptor, at: sockets.count)
+        ring = .allocate(capacity: Worker.ringSize)
+        ring.initialize(repeating: PendingStamp(), count: Worker.ringSize)
+        pendingStamps = .allocate(capacity: 1)
+        pendingStamps.initialize(to: 0)
         transmitStampsAvailable = core.interleavedEnabled
-        waitsInReceive = sockets.count == 1 && configuration.listenAddresses.count == 1
     }
 
     deinit {
         transmitPatch.deallocate(); slotStamp.deallocate(); transmitState.deallocate()
-        rings.deallocate(); pendingStamps.deallocate()
+        ring.deallocate(); pendingStamps.deallocate()
     }
-
-    func closeSockets() { for socket in sockets { socket.close() } }
 
     func refreshState() {
         if let status = try? HostClockStatus.read() {
@@ -286,73 +278,34 @@ final class Worker: @unchecked Sendable {
         published.withLock { $0 = snapshot }
     }
 
+    /// Each wake costs one recvmmsg: it blocks for the first datagram and takes whatever else
+    /// is queued. A TX stamp on the error queue does not wake the worker; stamps are read
+    /// before each batch is answered, which is before any client can ask again for the
+    /// interleaved response that needs its stamp.
     func run() {
-        if waitsInReceive { runWaitingInReceive() } else { runPolling() }
-        refreshState()
-    }
-
-    /// The loop of a worker with one socket. Each wake costs one recvmmsg: it blocks for the
-    /// first datagram and takes whatever else is queued. A TX stamp on the error queue does not
-    /// wake it; stamps are read before the next batch is answered, which is before any
-    /// client can ask again for the interleaved response that needs its stamp.
-    func runWaitingInReceive() {
-        let socket = sockets[0]
         var nextRefresh: Int64 = 0
         while true {
             let count = (try? receiveBatch.receive(on: socket)) ?? 0
             let now = monotonicRawNanoseconds()
             // Nothing within SO_RCVTIMEO, or the empty datagram a shut-down socket returns.
-            if count == 0 || receiveBatch.bytes(at: 0).isEmpty, wakeup.isSignalled { return }
+            if count == 0 || receiveBatch.bytes(at: 0).isEmpty, wakeup.isSignalled { break }
             if now >= nextRefresh {
                 refreshState()
                 nextRefresh = now &+ Worker.refreshIntervalNanoseconds
             }
-            if pendingStamps[0] > 0 { drainTransmitStamps(socketIndex: 0) }
-            if count > 0 { process(count: count, socketIndex: 0, now: now) }
+            if pendingStamps.pointee > 0 { drainTransmitStamps() }
+            if count > 0 { process(count: count, now: now) }
             if count < receiveBatch.capacity {
                 // The queue was empty when the kernel filled the batch: the next receive sleeps.
                 publishCounters()
                 transmitState.pointee.afterWake = true
             }
         }
-    }
-
-    /// The loop of a worker with several sockets: poll for any of them, the wakeup or a TX stamp.
-    func runPolling() {
-        var nextRefresh: Int64 = 0
-        while true {
-            let now = monotonicRawNanoseconds()
-            if now >= nextRefresh {
-                refreshState()
-                if wakeup.isSignalled { break }
-                nextRefresh = now &+ Worker.refreshIntervalNanoseconds
-            }
-            // A short batch means the queue was empty when the kernel filled it: wait in poll
-            // (which returns at once if more came meanwhile) rather than ask again with a
-            // recvmmsg that would mostly find nothing, one syscall per wake saved at light load.
-            var queueEmptied = true
-            for index in 0..<sockets.count {
-                let count = (try? receiveBatch.receive(on: sockets[index])) ?? 0
-                if count > 0 { process(count: count, socketIndex: index, now: now) }
-                if count == receiveBatch.capacity { queueEmptied = false }
-                if pendingStamps[index] > 0 { drainTransmitStamps(socketIndex: index) }
-            }
-            if queueEmptied {
-                publishCounters()
-                // Idle: sleep until a datagram, a TX stamp, the wakeup, or the next refresh.
-                let waitMilliseconds = Int32(clamping: max(1, (nextRefresh &- now) / 1_000_000))
-                pollSet.wait(count: sockets.count + 1, timeoutMilliseconds: waitMilliseconds)
-                transmitState.pointee.afterWake = true
-                if pollSet.isReadable(sockets.count) { break }
-                for index in 0..<sockets.count where pollSet.hasErrorQueue(index) {
-                    drainTransmitStamps(socketIndex: index)
-                }
-            }
-        }
+        refreshState()
     }
 
     @inline(__always)
-    func process(count: Int, socketIndex: Int, now: Int64) {
+    func process(count: Int, now: Int64) {
         for i in 0..<count {
             if receiveBatch.isTruncated(at: i) {
                 core.counters.received &+= 1
@@ -389,17 +342,16 @@ final class Worker: @unchecked Sendable {
                                                receive: outcome.receiveTimestamp, claimedTransmitUnixNanoseconds: 0)
             }
             sendBatch.commit(length: outcome.length, to: source, requestingTransmitTimestamp: interleavedStamp || check)
-            if sendBatch.count >= transmitState.pointee.departures.datagramsPerSend { sendResponses(socketIndex: socketIndex) }
+            if sendBatch.count >= transmitState.pointee.departures.datagramsPerSend { sendResponses() }
         }
-        if sendBatch.count > 0 { sendResponses(socketIndex: socketIndex) }
+        if sendBatch.count > 0 { sendResponses() }
     }
 
     /// Patches into each basic response the time it is predicted to leave (`DepartureModel`:
     /// the clock read now, plus the lead to the first departure, plus its place in the call
     /// times the per-datagram send time), sends, times the call, and notes for each requested
     /// TX stamp, by the key it will carry, which client entry it belongs to and what it claimed.
-    func sendResponses(socketIndex: Int) {
-        let socket = sockets[socketIndex]
+    func sendResponses() {
         let filled = sendBatch.count
         let departures = transmitState.pointee.departures
         let afterWake = transmitState.pointee.afterWake
@@ -425,7 +377,6 @@ final class Worker: @unchecked Sendable {
             transmitState.pointee.departures.observeSend(durationNanoseconds: realtimeNanoseconds() &- clockRead, datagrams: result.sent)
         }
         if result.stampedCount > 0 {
-            let ring = rings + socketIndex * Worker.ringSize
             var id = result.firstTransmitID
             for slot in 0..<result.sent where sendBatch.requestsTransmitTimestamp(at: slot) {
                 var meta = slotStamp[slot]
@@ -433,15 +384,13 @@ final class Worker: @unchecked Sendable {
                 ring[Int(id) & (Worker.ringSize - 1)] = meta
                 id &+= 1
             }
-            pendingStamps[socketIndex] += result.stampedCount
+            pendingStamps.pointee += result.stampedCount
         }
         core.counters.answered &+= UInt64(result.sent)
         core.counters.sendFailures &+= UInt64(filled - result.sent)
     }
     /// Reads queued TX stamps and stores each in its client's entry.
-    func drainTransmitStamps(socketIndex: Int) {
-        let socket = sockets[socketIndex]
-        let ring = rings + socketIndex * Worker.ringSize
+    func drainTransmitStamps() {
         while let stamp = try? socket.receiveTransmitTimestamp() {
             let meta = ring[Int(stamp.id) & (Worker.ringSize - 1)]
             if meta.id == stamp.id && meta.slot >= 0 {
@@ -457,13 +406,13 @@ final class Worker: @unchecked Sendable {
                 case .late: core.counters.transmitLateMisses &+= 1
                 }
             }
-            pendingStamps[socketIndex] = max(0, pendingStamps[socketIndex] - 1)
+            pendingStamps.pointee = max(0, pendingStamps.pointee - 1)
             // Every stamp asked for is in: stop before a read that would find the queue empty.
-            if pendingStamps[socketIndex] == 0 { break }
+            if pendingStamps.pointee == 0 { break }
         }
         // Stamps the kernel never delivers (dropped under memory pressure) must not make us
-        // read the error queue after every batch forever: stamps that come later still wake
-        // the idle poll (POLLERR) and are drained there.
-        if pendingStamps[socketIndex] > Worker.ringSize { pendingStamps[socketIndex] = 0 }
+        // read the error queue before every batch forever: stamps that come later are still
+        // read, before a later batch or when the receive times out.
+        if pendingStamps.pointee > Worker.ringSize { pendingStamps.pointee = 0 }
     }
 }

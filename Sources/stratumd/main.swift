@@ -31,7 +31,7 @@ let tool = ToolDescription(
     options: [
         .value("listen", "ADDR:PORT", repeatable: true,
                "Address to serve on; repeat for several (IPv6: [::1]:123).\nDefault 127.0.0.1:12300, which needs no privileges.\nPort 123 needs root: add --user to drop privileges after binding."),
-        .value("threads", "N", "Worker threads, each with its own socket per address\n(SO_REUSEPORT, steered by client address). Default: one per CPU."),
+        .value("threads", "N", "Worker threads per listen address, each with its own socket\n(SO_REUSEPORT, steered by client address). Default: one per CPU."),
         .value("user", "NAME", "After binding, switch to this user (e.g. nobody) for good."),
         .value("stratum", "N", "Stratum to announce, 1-15. Default 1 (primary server)."),
         .value("refid", "CODE", "Reference ID, up to 4 ASCII letters (GPS, PPS, GAL, ...).\nDefault LOCL (an undisciplined local clock)."),
@@ -136,7 +136,7 @@ if let user = options.string("user") {
     }
 }
 let limitText = configuration.rateLimit.map { "rate limit 1 per \(Double($0.intervalNanoseconds) / 1e9) s, burst \($0.burst)" } ?? "rate limit off"
-printLine("stratumd: serving on \(server.boundAddresses.map { $0.description }.joined(separator: " ")) with \(configuration.threads) worker(s); "
+printLine("stratumd: serving on \(server.boundAddresses.map { $0.description }.joined(separator: " ")) with \(server.workerCount) worker(s); "
           + "stratum \(configuration.identity.stratum), refid \(configuration.identity.referenceID.asciiCode ?? "?"), "
           + "precision \(configuration.identity.precision), \(limitText), interleaved \(configuration.interleaved ? "on" : "off")"
           + (server.steeringByAddress ? "" : " (clients steered by 4-tuple: kernel refused the address steering program)"))

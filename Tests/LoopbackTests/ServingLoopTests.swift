@@ -4,10 +4,9 @@ import KernelStamps
 import NTPPacket
 import NTPServer
 
-/// The serving loop's two ways to wait. With one listen address a worker blocks in its own
-/// recvmmsg; it must still stop at once, count nothing false when its socket is shut, and read
-/// a response's TX stamp back before the same client's next request, although the stamp no
-/// longer wakes it. With several listen addresses it waits in poll and must serve every one.
+/// A worker owns one socket and sleeps in its own recvmmsg. It must still stop at once, count
+/// nothing false when its socket is shut, and read a response's TX stamp back before the same
+/// client's next request, although the stamp does not wake it.
 final class ServingLoopTests: XCTestCase {
     struct NoResponse: Error { let server: SocketAddress }
 
@@ -93,12 +92,16 @@ final class ServingLoopTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(loop.stop().interleaved, 1)
     }
 
-    func testWorkerWithSeveralListenAddressesServesEachAndStops() throws {
+    /// Each listen address has its own workers, each asleep in its own receive.
+    func testEachListenAddressHasItsOwnWorkersThatAnswerAndStop() throws {
         let first = try UDPSocket(bindingTo: .loopbackIPv4(port: 0), options: UDPSocket.Options())
         let second = try UDPSocket(bindingTo: .loopbackIPv4(port: 0), options: UDPSocket.Options())
         let ports = [try first.localAddress(), try second.localAddress()]
         first.close(); second.close()
-        let loop = try ServingLoop(configuration: configuration(ports))
+        var twoEach = configuration(ports)
+        twoEach.threads = 2
+        let loop = try ServingLoop(configuration: twoEach)
+        XCTAssertEqual(loop.workerCount, 4)
         try loop.start()
         let client = try client()
         for (i, address) in loop.boundAddresses.enumerated() {
